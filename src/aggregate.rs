@@ -1,0 +1,214 @@
+//! The stats diff type and the differential dataflow that maintains it.
+//!
+//! A reading enters differential as the update `(key, time, Stats::of(value))`: the
+//! *difference* is the statistic, so consolidation folds every reading of a key into one
+//! `Stats` and the arrangement holds O(1) state per key, not a list of readings.
+//! [`CountTotal`](differential_dataflow::operators::CountTotal) then reports, for every
+//! key changed at a time, its new accumulated `Stats`.
+//!
+//! Mean and variance are kept as mergeable moments (count, mean, M2) combined with Chan's
+//! parallel formula, which stays accurate when partial aggregates from many workers and
+//! epochs merge (sum and sum of squares cancel catastrophically).
+//!
+//! Eviction: a window is removed by adding [`Stats::retraction`] of its count. `is_zero`
+//! looks at the count alone, so the key's accumulation becomes zero and differential drops
+//! it; min and max of a zero-count statistic are meaningless and never read.
+
+use differential_dataflow::difference::{IsZero, Semigroup};
+use differential_dataflow::operators::CountTotal;
+use differential_dataflow::AsCollection;
+use serde::{Deserialize, Serialize};
+use std::cmp::Ordering;
+use timely::dataflow::operators::Concat;
+use timely::dataflow::StreamVec;
+
+use crate::source::Updates;
+
+/// One window of one series: the key of the aggregation. Ordered by window start first,
+/// so the oldest windows come first when evicting.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct WindowKey {
+    /// Window start, Unix ms.
+    pub start_ms: i64,
+    /// The escaped line-protocol tag set.
+    pub series: String,
+}
+
+/// Every change of a key's accumulated statistic, as differential reports it:
+/// `((key, stats), epoch, +1)` for the new value and `-1` for the one it replaces.
+pub type Aggregates<'scope> = StreamVec<'scope, u64, ((WindowKey, Stats), u64, isize)>;
+
+/// Maintains the statistic of every live key from the readings' updates and the
+/// evictions' retractions. Differential exchanges the updates by key hash, so each key
+/// lives on (and is reported by) exactly one worker.
+pub fn aggregate<'scope>(
+    updates: Updates<'scope>,
+    evictions: Updates<'scope>,
+) -> Aggregates<'scope> {
+    updates
+        .concat(evictions)
+        .as_collection()
+        .count_total()
+        .inner
+}
+
+/// Count, mean, M2 (sum of squared deviations), min and max of a set of readings.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+pub struct Stats {
+    /// Number of readings; negative only inside a retraction.
+    pub count: i64,
+    /// Arithmetic mean.
+    pub mean: f64,
+    /// Sum of squared deviations from the mean.
+    pub m2: f64,
+    /// Smallest value.
+    pub min: f64,
+    /// Largest value.
+    pub max: f64,
+}
+
+impl Stats {
+    /// The statistic of a single reading.
+    pub fn of(value: f64) -> Stats {
+        Stats {
+            count: 1,
+            mean: value,
+            m2: 0.0,
+            min: value,
+            max: value,
+        }
+    }
+
+    /// The update that removes a key whose accumulated count is `count`.
+    pub fn retraction(count: i64) -> Stats {
+        Stats {
+            count: -count,
+            mean: 0.0,
+            m2: 0.0,
+            min: f64::INFINITY,
+            max: f64::NEG_INFINITY,
+        }
+    }
+
+    fn zero() -> Stats {
+        Stats::retraction(0)
+    }
+
+    /// Folds `other` in (Chan et al.'s parallel update of mean and M2).
+    pub fn merge(&mut self, other: &Stats) {
+        let count = self.count + other.count;
+        if count == 0 {
+            *self = Stats::zero();
+            return;
+        }
+        if self.count == 0 {
+            *self = *other;
+            return;
+        }
+        if other.count != 0 {
+            let (n_a, n_b, n) = (self.count as f64, other.count as f64, count as f64);
+            let delta = other.mean - self.mean;
+            self.mean += delta * n_b / n;
+            self.m2 += other.m2 + delta * delta * n_a * n_b / n;
+            self.min = self.min.min(other.min);
+            self.max = self.max.max(other.max);
+            self.count = count;
+        }
+    }
+
+    /// Sample standard deviation; 0 for a single reading.
+    pub fn stddev(&self) -> f64 {
+        if self.count > 1 {
+            (self.m2.max(0.0) / (self.count - 1) as f64).sqrt()
+        } else {
+            0.0
+        }
+    }
+}
+
+impl IsZero for Stats {
+    fn is_zero(&self) -> bool {
+        self.count == 0
+    }
+}
+
+impl Semigroup for Stats {
+    fn plus_equals(&mut self, rhs: &Self) {
+        self.merge(rhs);
+    }
+}
+
+impl PartialEq for Stats {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for Stats {}
+
+impl PartialOrd for Stats {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// A total order (differential needs `Ord`); `f64::total_cmp` makes it one.
+impl Ord for Stats {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.count
+            .cmp(&other.count)
+            .then(self.mean.total_cmp(&other.mean))
+            .then(self.m2.total_cmp(&other.m2))
+            .then(self.min.total_cmp(&other.min))
+            .then(self.max.total_cmp(&other.max))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn naive(values: &[f64]) -> (f64, f64) {
+        let n = values.len() as f64;
+        let mean = values.iter().sum::<f64>() / n;
+        let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
+        (mean, var.sqrt())
+    }
+
+    proptest! {
+        #[test]
+        fn any_merge_order_matches_the_two_pass_formula(
+            values in proptest::collection::vec(-1e6f64..1e6, 1..200),
+            split in 0usize..200,
+        ) {
+            let split = split % values.len();
+            let fold = |vs: &[f64]| vs.iter().fold(Stats::zero(), |mut s, v| { s.merge(&Stats::of(*v)); s });
+            let mut left = fold(&values[..split]);
+            left.merge(&fold(&values[split..]));
+            let (mean, stddev) = naive(&values);
+            prop_assert_eq!(left.count, values.len() as i64);
+            prop_assert!((left.mean - mean).abs() <= 1e-9 * mean.abs().max(1.0));
+            prop_assert!((left.stddev() - stddev).abs() <= 1e-6 * stddev.max(1.0));
+            prop_assert_eq!(left.min, values.iter().cloned().fold(f64::INFINITY, f64::min));
+            prop_assert_eq!(left.max, values.iter().cloned().fold(f64::NEG_INFINITY, f64::max));
+        }
+    }
+
+    #[test]
+    fn retraction_cancels_to_zero_in_any_order() {
+        let mut a = Stats::of(5.0);
+        a.merge(&Stats::of(7.0));
+        let mut r = Stats::retraction(2);
+        r.merge(&Stats::of(5.0));
+        r.merge(&Stats::of(7.0));
+        assert!(r.is_zero());
+        a.merge(&Stats::retraction(2));
+        assert!(a.is_zero());
+    }
+
+    #[test]
+    fn one_reading_has_zero_stddev() {
+        assert_eq!(Stats::of(3.0).stddev(), 0.0);
+    }
+}

@@ -1,0 +1,242 @@
+//! Every flag, with its documentation. `--help` and the README's reference come from here.
+//!
+//! timely's own cluster flags are taken exactly as timely programs take them: `-w` workers
+//! per process, `-n` processes, `-p` this process's index, `-h` hostfile. `-h` is therefore
+//! not help; `--help` is.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// maxq: rocket-launch telemetry from Kafka to per-sensor window aggregates in InfluxDB.
+#[derive(Debug, Parser)]
+#[command(name = "maxq", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Read readings from Kafka, maintain window aggregates, write them to InfluxDB.
+    #[command(disable_help_flag = true)]
+    Run(RunArgs),
+}
+
+/// Flags of `maxq run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Print help.
+    #[arg(long, action = clap::ArgAction::Help)]
+    pub help: Option<bool>,
+
+    /// timely's cluster flags.
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+
+    /// Kafka input.
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+
+    /// Windows and lateness.
+    #[command(flatten)]
+    pub windows: WindowArgs,
+
+    /// Output.
+    #[command(flatten)]
+    pub sink: SinkArgs,
+
+    /// How often each worker logs progress (readings/s, late, malformed, watermark lag).
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = duration)]
+    pub progress_interval: Duration,
+}
+
+/// timely's cluster flags.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Cluster (timely)")]
+pub struct ClusterArgs {
+    /// Worker threads per process.
+    #[arg(short = 'w', long = "workers", value_name = "N", default_value_t = 1)]
+    pub workers: usize,
+
+    /// Number of processes.
+    #[arg(short = 'n', long = "processes", value_name = "N", default_value_t = 1)]
+    pub processes: usize,
+
+    /// Index of this process, in `0..processes`.
+    #[arg(
+        short = 'p',
+        long = "process",
+        value_name = "INDEX",
+        default_value_t = 0
+    )]
+    pub process: usize,
+
+    /// File with one `host:port` per line, process 0 first; default `localhost:2101+index`.
+    #[arg(short = 'h', long = "hostfile", value_name = "FILE")]
+    pub hostfile: Option<PathBuf>,
+}
+
+/// Where the start offset comes from when the group has none committed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum StartFrom {
+    /// The oldest message still in the partition.
+    Earliest,
+    /// Only messages produced after the start.
+    Latest,
+}
+
+/// Kafka flags.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Kafka")]
+pub struct KafkaArgs {
+    /// Bootstrap brokers, comma-separated `host:port`.
+    #[arg(long, value_name = "LIST", default_value = "localhost:9092")]
+    pub brokers: String,
+
+    /// Topic to read.
+    #[arg(long, value_name = "NAME", default_value = "telemetry")]
+    pub topic: String,
+
+    /// Consumer group: offsets are committed under it (for restarts and lag tooling).
+    #[arg(long, value_name = "NAME", default_value = "maxq")]
+    pub group: String,
+
+    /// Where to start when the group has no committed offset.
+    #[arg(long, value_name = "WHERE", value_enum, default_value = "earliest")]
+    pub start: StartFrom,
+
+    /// Read every partition up to the end offset it had at start, finish every window,
+    /// flush, commit and exit: batch and backfill mode.
+    #[arg(long)]
+    pub until_end: bool,
+
+    /// Forward malformed messages here, with their partition, offset and reason as headers.
+    #[arg(long, value_name = "TOPIC")]
+    pub dead_letter_topic: Option<String>,
+
+    /// Commit offsets this often (only what every worker's sink has durably written).
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = duration)]
+    pub commit_interval: Duration,
+
+    /// Any librdkafka setting, e.g. `-X security.protocol=SASL_SSL`; repeatable, applied last.
+    #[arg(short = 'X', value_name = "KEY=VALUE", value_parser = key_value)]
+    pub librdkafka: Vec<(String, String)>,
+}
+
+/// Which windows are written when.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Emit {
+    /// After every epoch, every window whose aggregate changed (Grafana sees it fill in).
+    Updates,
+    /// Each window once, when the watermark passes its end (again only if an idle
+    /// partition wakes and changes it).
+    Final,
+}
+
+/// Window and lateness flags.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Windows")]
+pub struct WindowArgs {
+    /// Window length; windows are aligned to the Unix epoch.
+    #[arg(long, value_name = "DURATION", default_value = "1m", value_parser = duration)]
+    pub window: Duration,
+
+    /// Distance between window starts (default: the window, i.e. tumbling windows).
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    pub slide: Option<Duration>,
+
+    /// A reading more than this older than the newest before it in its partition is late
+    /// and dropped.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = duration)]
+    pub lateness: Duration,
+
+    /// A partition caught up to its end with no data for this long stops holding the
+    /// watermark back.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = duration)]
+    pub idle_timeout: Duration,
+
+    /// Event-time age after which a window's state is evicted even if an idle partition
+    /// could still change it; such readings are then counted as late-expired.
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = duration)]
+    pub max_state_age: Duration,
+
+    /// Which windows are written when.
+    #[arg(long, value_name = "WHEN", value_enum, default_value = "updates")]
+    pub emit: Emit,
+
+    /// Length of one epoch: readings of an epoch are aggregated and written together.
+    #[arg(long, value_name = "DURATION", default_value = "250ms", value_parser = duration)]
+    pub epoch: Duration,
+}
+
+/// InfluxDB API version.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum InfluxApi {
+    /// InfluxDB 1.x `/write`: `--influx-db`, `--influx-rp`, `INFLUX_USERNAME`/`INFLUX_PASSWORD`.
+    V1,
+    /// InfluxDB 2.x `/api/v2/write`: `--influx-org`, `--influx-bucket`, `INFLUX_TOKEN`.
+    V2,
+}
+
+/// Output flags.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Output")]
+pub struct SinkArgs {
+    /// InfluxDB base URL, e.g. `http://localhost:8086`; without it line protocol goes to
+    /// files under `--output-dir`, one per worker.
+    #[arg(long, value_name = "URL")]
+    pub influx_url: Option<String>,
+
+    /// InfluxDB write API.
+    #[arg(long, value_name = "VERSION", value_enum, default_value = "v2")]
+    pub influx_api: InfluxApi,
+
+    /// v2 organization.
+    #[arg(long, value_name = "ORG")]
+    pub influx_org: Option<String>,
+
+    /// v2 bucket.
+    #[arg(long, value_name = "BUCKET")]
+    pub influx_bucket: Option<String>,
+
+    /// v1 database.
+    #[arg(long, value_name = "DB")]
+    pub influx_db: Option<String>,
+
+    /// v1 retention policy (default: the database's default).
+    #[arg(long, value_name = "RP")]
+    pub influx_rp: Option<String>,
+
+    /// Measurement the aggregates are written to.
+    #[arg(long, value_name = "NAME", default_value = "telemetry_1m")]
+    pub measurement: String,
+
+    /// Most points in one write request.
+    #[arg(long, value_name = "N", default_value_t = 5000)]
+    pub batch_size: usize,
+
+    /// Timeout of one write request (timeouts are retried with backoff).
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = duration)]
+    pub influx_timeout: Duration,
+
+    /// Directory of the line-protocol files written when there is no `--influx-url`.
+    #[arg(long, value_name = "DIR", default_value = "maxq-out")]
+    pub output_dir: PathBuf,
+}
+
+/// Parses `500ms`, `5s`, `1m`, `1h`.
+pub fn duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text).map_err(|e| format!("{e} (write e.g. 500ms, 5s, 1m)"))
+}
+
+fn key_value(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+        _ => Err(format!(
+            "`{text}` is not KEY=VALUE (e.g. -X fetch.max.bytes=1048576)"
+        )),
+    }
+}

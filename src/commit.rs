@@ -1,0 +1,124 @@
+//! What may be committed when.
+//!
+//! The commit operator of a worker commits the offsets of the partitions that worker owns,
+//! and only for epochs every worker's sink has durably written: it waits for the frontier
+//! of the sinks' acknowledgements to pass the epoch. The offset committed per partition is
+//! the one a restart must replay from to rebuild every window that is still alive (not yet
+//! evicted), never past what was read when the epoch closed. Dead letters are flushed
+//! first, so a malformed message's offset is never committed before it is delivered.
+
+use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::{Offset, TopicPartitionList};
+use std::cell::Cell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::channels::pact::Pipeline;
+use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::StreamVec;
+use tracing::{debug, warn};
+
+use crate::run::Shared;
+use crate::sink::Acks;
+use crate::source::KafkaInput;
+use crate::watermark::{PartitionProgress, PartitionTable, ProgressStash};
+
+/// Commit-operator settings.
+pub struct CommitConfig {
+    /// Input topic.
+    pub topic: String,
+    /// Number of partitions.
+    pub partitions: usize,
+    /// `--max-state-age`, ms.
+    pub max_state_age_ms: i64,
+    /// Commit period.
+    pub interval: Duration,
+}
+
+/// Builds worker's commit operator. `finish` says, once the sources end, whether every
+/// window was finished (so everything read may be committed).
+pub fn commit<'scope>(
+    progress: StreamVec<'scope, u64, PartitionProgress>,
+    acks: Acks<'scope>,
+    input: &KafkaInput,
+    config: CommitConfig,
+    finish: Rc<Cell<bool>>,
+    shared: Shared,
+) {
+    let consumer = input.consumer.clone();
+    let partitions = input.partitions.clone();
+    let dead_letters = input.dead_letters.clone();
+    progress.binary_frontier::<_, CapacityContainerBuilder<Vec<()>>, _, _, _, _>(
+        acks,
+        Pipeline,
+        Pipeline,
+        "Commit",
+        move |_cap, _info| {
+            let mut stash = ProgressStash::default();
+            let mut table = PartitionTable::new(config.partitions, config.max_state_age_ms);
+            let mut last_commit = Instant::now();
+            let mut committed: BTreeMap<i32, i64> = BTreeMap::new();
+            move |(reports, reports_frontier), (acks, acks_frontier), _output| {
+                reports.for_each(|cap, data| {
+                    if let Some(time) = cap.least() {
+                        stash.push(*time, data.drain(..));
+                    }
+                });
+                acks.for_each(|_, _| {});
+                let durable = acks_frontier
+                    .frontier()
+                    .first()
+                    .copied()
+                    .unwrap_or(u64::MAX);
+                let read = reports_frontier
+                    .frontier()
+                    .first()
+                    .copied()
+                    .unwrap_or(u64::MAX);
+                stash.apply_before(durable.min(read), &mut table);
+                let done = durable == u64::MAX && read == u64::MAX;
+                if !done && last_commit.elapsed() < config.interval {
+                    return;
+                }
+                last_commit = Instant::now();
+                let horizon = if done && finish.get() {
+                    i64::MAX
+                } else {
+                    table.eviction_horizon()
+                };
+                let mut offsets = TopicPartitionList::new();
+                for state in partitions.borrow_mut().states.iter_mut() {
+                    let Some(report) = table.get(state.partition) else {
+                        continue;
+                    };
+                    let offset = state.resume_offset(horizon, report.next_offset);
+                    if committed.get(&state.partition) != Some(&offset) {
+                        committed.insert(state.partition, offset);
+                        let _ = offsets.add_partition_offset(
+                            &config.topic,
+                            state.partition,
+                            Offset::Offset(offset),
+                        );
+                    }
+                }
+                if offsets.count() == 0 {
+                    return;
+                }
+                if let Some(dl) = &dead_letters {
+                    if let Err(e) = dl.flush() {
+                        shared.fail(e);
+                        return;
+                    }
+                }
+                match consumer.commit(&offsets, CommitMode::Sync) {
+                    Ok(()) => debug!(?offsets, "committed"),
+                    Err(e) => {
+                        warn!("committing offsets failed (retried at the next interval): {e}");
+                        committed.clear();
+                    }
+                }
+            }
+        },
+    );
+}

@@ -1,0 +1,309 @@
+//! `maxq run`'s validated configuration: the flags checked together, secrets read from the
+//! environment, durations in the units the dataflow uses.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::cli::{ClusterArgs, Emit, InfluxApi, RunArgs, SinkArgs, StartFrom};
+use crate::sink::line_protocol::escape_measurement;
+use crate::window::Windows;
+
+/// A flag combination that cannot run; the message names the flag and the fix.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(String);
+
+fn invalid<T>(message: impl Into<String>) -> Result<T, ConfigError> {
+    Err(ConfigError(message.into()))
+}
+
+/// A secret read from the environment; never printed.
+#[derive(Clone, Default)]
+pub struct Secret(String);
+
+impl Secret {
+    fn from_env(name: &str) -> Option<Secret> {
+        std::env::var(name)
+            .ok()
+            .filter(|v| !v.is_empty())
+            .map(Secret)
+    }
+
+    /// The secret's text, for the one place that sends it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
+/// Where results go.
+#[derive(Clone, Debug)]
+pub enum SinkTarget {
+    /// Line-protocol files, one per worker, in this directory.
+    Files(PathBuf),
+    /// InfluxDB 1.x `/write`.
+    V1 {
+        /// Base URL.
+        url: String,
+        /// Database.
+        db: String,
+        /// Retention policy.
+        rp: Option<String>,
+        /// `INFLUX_USERNAME` and `INFLUX_PASSWORD`.
+        credentials: Option<(String, Secret)>,
+    },
+    /// InfluxDB 2.x `/api/v2/write` through the influxdb2 client.
+    V2 {
+        /// Base URL.
+        url: String,
+        /// Organization.
+        org: String,
+        /// Bucket.
+        bucket: String,
+        /// `INFLUX_TOKEN`.
+        token: Secret,
+    },
+}
+
+/// Sink settings.
+#[derive(Clone, Debug)]
+pub struct SinkConfig {
+    /// Destination.
+    pub target: SinkTarget,
+    /// Measurement, already escaped for line protocol.
+    pub measurement: String,
+    /// Most points per request.
+    pub batch_size: usize,
+    /// Timeout of one request.
+    pub timeout: Duration,
+}
+
+/// Kafka settings.
+#[derive(Clone, Debug)]
+pub struct KafkaConfig {
+    /// Bootstrap brokers.
+    pub brokers: String,
+    /// Input topic.
+    pub topic: String,
+    /// Consumer group.
+    pub group: String,
+    /// Start without committed offsets.
+    pub start: StartFrom,
+    /// Stop at the end offsets seen at start.
+    pub until_end: bool,
+    /// Dead-letter topic.
+    pub dead_letter_topic: Option<String>,
+    /// Commit period.
+    pub commit_interval: Duration,
+    /// Raw librdkafka settings, applied last.
+    pub librdkafka: Vec<(String, String)>,
+}
+
+/// Everything `maxq run` needs.
+#[derive(Clone, Debug)]
+pub struct RunConfig {
+    /// Kafka input.
+    pub kafka: KafkaConfig,
+    /// Window shape.
+    pub windows: Windows,
+    /// Lateness bound, ms.
+    pub lateness_ms: i64,
+    /// Idle timeout.
+    pub idle_timeout: Duration,
+    /// State age bound, ms of event time.
+    pub max_state_age_ms: i64,
+    /// Emission mode.
+    pub emit: Emit,
+    /// Epoch length.
+    pub epoch: Duration,
+    /// Output.
+    pub sink: SinkConfig,
+    /// Progress log period.
+    pub progress_interval: Duration,
+}
+
+fn millis(flag: &str, d: Duration) -> Result<i64, ConfigError> {
+    match i64::try_from(d.as_millis()) {
+        Ok(ms) => Ok(ms),
+        Err(_) => invalid(format!("{flag} is too long")),
+    }
+}
+
+impl RunConfig {
+    /// Checks the flags and reads the secrets.
+    pub fn from_args(args: &RunArgs) -> Result<RunConfig, ConfigError> {
+        let w = &args.windows;
+        let window_ms = millis("--window", w.window)?;
+        let slide_ms = match w.slide {
+            Some(slide) => millis("--slide", slide)?,
+            None => window_ms,
+        };
+        if window_ms <= 0 || slide_ms <= 0 {
+            return invalid("--window and --slide must be at least 1ms (e.g. --window 1m)");
+        }
+        if slide_ms > window_ms {
+            return invalid(format!(
+                "--slide ({slide_ms}ms) is longer than --window ({window_ms}ms): readings between windows would be lost; use --slide <= --window"
+            ));
+        }
+        if w.epoch.is_zero() {
+            return invalid("--epoch must be positive (e.g. --epoch 250ms)");
+        }
+        let k = &args.kafka;
+        if k.topic.is_empty() {
+            return invalid("--topic is empty: name the topic to read");
+        }
+        if k.dead_letter_topic.as_deref() == Some(k.topic.as_str()) {
+            return invalid("--dead-letter-topic must differ from --topic");
+        }
+        Ok(RunConfig {
+            kafka: KafkaConfig {
+                brokers: k.brokers.clone(),
+                topic: k.topic.clone(),
+                group: k.group.clone(),
+                start: k.start,
+                until_end: k.until_end,
+                dead_letter_topic: k.dead_letter_topic.clone(),
+                commit_interval: k.commit_interval,
+                librdkafka: k.librdkafka.clone(),
+            },
+            windows: Windows {
+                window_ms,
+                slide_ms,
+            },
+            lateness_ms: millis("--lateness", w.lateness)?,
+            idle_timeout: w.idle_timeout,
+            max_state_age_ms: millis("--max-state-age", w.max_state_age)?,
+            emit: w.emit,
+            epoch: w.epoch,
+            sink: SinkConfig::from_args(&args.sink)?,
+            progress_interval: args.progress_interval,
+        })
+    }
+}
+
+impl SinkConfig {
+    fn from_args(s: &SinkArgs) -> Result<SinkConfig, ConfigError> {
+        let mut measurement = String::new();
+        if s.measurement.is_empty() || escape_measurement(&s.measurement, &mut measurement).is_err()
+        {
+            return invalid("--measurement must be non-empty, without control characters or a trailing backslash");
+        }
+        if s.batch_size == 0 {
+            return invalid("--batch-size must be at least 1");
+        }
+        let target = match (&s.influx_url, s.influx_api) {
+            (None, _) => SinkTarget::Files(s.output_dir.clone()),
+            (Some(url), api) => {
+                if let Err(e) = reqwest::Url::parse(url) {
+                    return invalid(format!(
+                        "--influx-url {url:?} is not a URL ({e}); write e.g. http://localhost:8086"
+                    ));
+                }
+                let url = url.trim_end_matches('/').to_owned();
+                match api {
+                    InfluxApi::V1 => SinkTarget::V1 {
+                        url,
+                        db: match &s.influx_db {
+                            Some(db) if !db.is_empty() => db.clone(),
+                            _ => {
+                                return invalid(
+                                    "--influx-api v1 needs --influx-db (the database to write to)",
+                                )
+                            }
+                        },
+                        rp: s.influx_rp.clone(),
+                        credentials: std::env::var("INFLUX_USERNAME")
+                            .ok()
+                            .filter(|u| !u.is_empty())
+                            .map(|u| (u, Secret::from_env("INFLUX_PASSWORD").unwrap_or_default())),
+                    },
+                    InfluxApi::V2 => SinkTarget::V2 {
+                        url,
+                        org: s.influx_org.clone().ok_or_else(|| {
+                            ConfigError("--influx-api v2 needs --influx-org".into())
+                        })?,
+                        bucket: s.influx_bucket.clone().ok_or_else(|| {
+                            ConfigError("--influx-api v2 needs --influx-bucket".into())
+                        })?,
+                        token: Secret::from_env("INFLUX_TOKEN").unwrap_or_default(),
+                    },
+                }
+            }
+        };
+        Ok(SinkConfig {
+            target,
+            measurement,
+            batch_size: s.batch_size,
+            timeout: s.influx_timeout,
+        })
+    }
+}
+
+/// timely's configuration from `-w/-n/-p/-h`, as timely's own getopts parsing would build it.
+pub fn timely_config(c: &ClusterArgs) -> Result<timely::Config, ConfigError> {
+    use timely::CommunicationConfig;
+    if c.workers == 0 {
+        return invalid("-w must be at least 1 worker per process");
+    }
+    if c.processes == 0 || c.process >= c.processes {
+        return invalid(format!(
+            "-p {} is not a process index for -n {}: use 0..{}",
+            c.process,
+            c.processes,
+            c.processes.max(1) - 1
+        ));
+    }
+    let communication = if c.processes > 1 {
+        let addresses = match &c.hostfile {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    ConfigError(format!(
+                        "-h {}: cannot read the hostfile: {e}",
+                        path.display()
+                    ))
+                })?;
+                let hosts: Vec<String> = text
+                    .lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .take(c.processes)
+                    .map(str::to_owned)
+                    .collect();
+                if hosts.len() < c.processes {
+                    return invalid(format!(
+                        "-h {} lists {} hosts but -n is {}: one host:port line per process",
+                        path.display(),
+                        hosts.len(),
+                        c.processes
+                    ));
+                }
+                hosts
+            }
+            None => (0..c.processes)
+                .map(|i| format!("localhost:{}", 2101 + i))
+                .collect(),
+        };
+        CommunicationConfig::Cluster {
+            threads: c.workers,
+            process: c.process,
+            addresses,
+            report: false,
+            zerocopy: false,
+        }
+    } else if c.workers > 1 {
+        CommunicationConfig::Process(c.workers)
+    } else {
+        CommunicationConfig::Thread
+    };
+    Ok(timely::Config {
+        communication,
+        worker: timely::WorkerConfig::default(),
+    })
+}

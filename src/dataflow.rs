@@ -1,0 +1,63 @@
+//! Wires the stages into one timely dataflow:
+//!
+//! ```text
+//! KafkaSource ──updates──▶ aggregate (differential) ──▶ Emit ──writes──▶ Sink ──acks──▶ Commit
+//!      │                        ▲                        │  ▲                             ▲
+//!      │                        └──────evictions─────────┘  │                             │
+//!      └──progress (broadcast)──────────────────────────────┴─────────────────────────────┘
+//! ```
+
+use std::cell::Cell;
+use std::rc::Rc;
+use timely::dataflow::operators::vec::Broadcast;
+use timely::dataflow::operators::{ConnectLoop, Feedback};
+use timely::worker::Worker;
+
+use crate::aggregate::aggregate;
+use crate::commit::{commit, CommitConfig};
+use crate::config::RunConfig;
+use crate::emit::{emit, EmitConfig};
+use crate::run::Shared;
+use crate::sink::sink;
+use crate::source::{kafka_source, KafkaInput};
+
+/// Builds the pipeline on `worker`. `finish` is read when the sources end: true when every
+/// window is to be finished (`--until-end`), false on a shutdown.
+pub fn build(
+    worker: &mut Worker,
+    config: Rc<RunConfig>,
+    partitions: usize,
+    input: &KafkaInput,
+    finish: Rc<Cell<bool>>,
+    shared: Shared,
+) {
+    let index = worker.index();
+    worker.dataflow::<u64, _, _>(|scope| {
+        let (updates, progress) = kafka_source(scope, input, config.clone(), shared.clone());
+        let progress = progress.broadcast();
+        let (eviction_loop, evictions) = scope.feedback(1);
+        let aggregates = aggregate(updates, evictions);
+        let emit_config = EmitConfig {
+            windows: config.windows,
+            emit: config.emit,
+            partitions,
+            max_state_age_ms: config.max_state_age_ms,
+        };
+        let (writes, evictions) = emit(
+            aggregates,
+            progress.clone(),
+            emit_config,
+            finish.clone(),
+            shared.clone(),
+        );
+        evictions.connect_loop(eviction_loop);
+        let acks = sink(writes, config.sink.clone(), index, shared.clone());
+        let commit_config = CommitConfig {
+            topic: config.kafka.topic.clone(),
+            partitions,
+            max_state_age_ms: config.max_state_age_ms,
+            interval: config.kafka.commit_interval,
+        };
+        commit(progress, acks, input, commit_config, finish, shared);
+    });
+}

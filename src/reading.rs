@@ -1,0 +1,339 @@
+//! The `Reading` type and its JSON parsing.
+//!
+//! One Kafka message is one reading: `{"sensor": .., "ts": .., "value": ..}` with the aliases
+//! `sensor_name`, `timestamp` and `reading`, an optional `unit` and optional string `tags`.
+//! Anything else is malformed and gets a [`Malformed`] reason; parsing never panics.
+//!
+//! The series identity (sensor, unit and tags) is encoded once, here, as the escaped
+//! line-protocol tag set, so the dataflow carries one string per key and the sink writes it
+//! as is.
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use crate::sink::line_protocol::{escape_tag, TagError};
+
+/// Earliest and latest reading time accepted, in Unix milliseconds: InfluxDB stores
+/// nanoseconds in an `i64` (years 1677–2262), so windows must stay inside that range.
+pub const TS_RANGE_MS: std::ops::RangeInclusive<i64> = -9_000_000_000_000..=9_000_000_000_000;
+
+/// Longest sensor name, unit, tag key or tag value accepted, in bytes.
+pub const MAX_TAG_BYTES: usize = 256;
+
+/// Most input tags accepted on one reading.
+pub const MAX_TAGS: usize = 16;
+
+/// One sensor reading, validated.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Reading {
+    /// The escaped line-protocol tag set (`sensor=..[,tag=..][,unit=..]`, keys sorted).
+    pub series: String,
+    /// Event time in Unix milliseconds.
+    pub ts_ms: i64,
+    /// The measured value, finite.
+    pub value: f64,
+}
+
+/// Why a message is not a reading. The names are the per-reason counter labels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Malformed {
+    /// The message has no payload or an empty one.
+    Empty,
+    /// Not valid UTF-8 JSON, or nested deeper than the parser allows.
+    InvalidJson,
+    /// Valid JSON, but not an object (or an object with a duplicated field).
+    NotAnObject,
+    /// No `sensor`/`sensor_name`.
+    MissingSensor,
+    /// `sensor` is not a non-empty string that can be stored as an InfluxDB tag.
+    BadSensor,
+    /// No `ts`/`timestamp`.
+    MissingTs,
+    /// `ts` is neither RFC 3339 with an offset nor integer epoch milliseconds in range.
+    BadTs,
+    /// No `value`/`reading`.
+    MissingValue,
+    /// `value` is not a finite number.
+    BadValue,
+    /// `unit` is not a string that can be stored as an InfluxDB tag.
+    BadUnit,
+    /// `tags` is not an object of strings that can be stored as InfluxDB tags.
+    BadTags,
+}
+
+impl Malformed {
+    /// Every reason, in counter order.
+    pub const ALL: [Malformed; 11] = [
+        Malformed::Empty,
+        Malformed::InvalidJson,
+        Malformed::NotAnObject,
+        Malformed::MissingSensor,
+        Malformed::BadSensor,
+        Malformed::MissingTs,
+        Malformed::BadTs,
+        Malformed::MissingValue,
+        Malformed::BadValue,
+        Malformed::BadUnit,
+        Malformed::BadTags,
+    ];
+
+    /// The reason's label, as used in logs, counters and the dead-letter header.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Malformed::Empty => "empty",
+            Malformed::InvalidJson => "invalid_json",
+            Malformed::NotAnObject => "not_an_object",
+            Malformed::MissingSensor => "missing_sensor",
+            Malformed::BadSensor => "bad_sensor",
+            Malformed::MissingTs => "missing_ts",
+            Malformed::BadTs => "bad_ts",
+            Malformed::MissingValue => "missing_value",
+            Malformed::BadValue => "bad_value",
+            Malformed::BadUnit => "bad_unit",
+            Malformed::BadTags => "bad_tags",
+        }
+    }
+}
+
+impl std::fmt::Display for Malformed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The message split into its fields, each still raw so that each gets its own reason.
+#[derive(Deserialize)]
+struct RawReading<'a> {
+    #[serde(borrow, alias = "sensor_name")]
+    sensor: Option<&'a RawValue>,
+    #[serde(borrow, alias = "timestamp")]
+    ts: Option<&'a RawValue>,
+    #[serde(borrow, alias = "reading")]
+    value: Option<&'a RawValue>,
+    #[serde(borrow)]
+    unit: Option<&'a RawValue>,
+    #[serde(borrow)]
+    tags: Option<&'a RawValue>,
+}
+
+impl Reading {
+    /// Parses one message payload.
+    pub fn parse(payload: &[u8]) -> Result<Reading, Malformed> {
+        if payload.iter().all(u8::is_ascii_whitespace) {
+            return Err(Malformed::Empty);
+        }
+        let raw: RawReading = serde_json::from_slice(payload).map_err(|e| match e.classify() {
+            serde_json::error::Category::Data => Malformed::NotAnObject,
+            _ => Malformed::InvalidJson,
+        })?;
+        let sensor = raw.sensor.ok_or(Malformed::MissingSensor)?;
+        let sensor = parse_tag_text(sensor).ok_or(Malformed::BadSensor)?;
+        if sensor.is_empty() {
+            return Err(Malformed::BadSensor);
+        }
+        let ts_ms = parse_ts(raw.ts.ok_or(Malformed::MissingTs)?)?;
+        let value = parse_value(raw.value.ok_or(Malformed::MissingValue)?)?;
+        let unit = match raw.unit {
+            Some(unit) if unit.get() != "null" => {
+                Some(parse_tag_text(unit).ok_or(Malformed::BadUnit)?)
+            }
+            _ => None,
+        };
+        let tags = match raw.tags {
+            Some(tags) if tags.get() != "null" => parse_tags(tags)?,
+            _ => BTreeMap::new(),
+        };
+        let series = encode_series(&sensor, unit.as_deref(), &tags)?;
+        Ok(Reading {
+            series,
+            ts_ms,
+            value,
+        })
+    }
+}
+
+fn parse_tag_text(raw: &RawValue) -> Option<Cow<'_, str>> {
+    let text: Cow<str> = serde_json::from_str(raw.get()).ok()?;
+    (text.len() <= MAX_TAG_BYTES).then_some(text)
+}
+
+fn parse_ts(raw: &RawValue) -> Result<i64, Malformed> {
+    let text = raw.get();
+    let ms = if text.starts_with('"') {
+        let s: Cow<str> = serde_json::from_str(text).map_err(|_| Malformed::BadTs)?;
+        chrono::DateTime::parse_from_rfc3339(&s)
+            .map_err(|_| Malformed::BadTs)?
+            .timestamp_millis()
+    } else {
+        serde_json::from_str::<i64>(text).map_err(|_| Malformed::BadTs)?
+    };
+    if TS_RANGE_MS.contains(&ms) {
+        Ok(ms)
+    } else {
+        Err(Malformed::BadTs)
+    }
+}
+
+fn parse_value(raw: &RawValue) -> Result<f64, Malformed> {
+    match serde_json::from_str::<f64>(raw.get()) {
+        Ok(v) if v.is_finite() => Ok(v),
+        _ => Err(Malformed::BadValue),
+    }
+}
+
+fn parse_tags(raw: &RawValue) -> Result<BTreeMap<String, String>, Malformed> {
+    let tags: BTreeMap<String, String> =
+        serde_json::from_str(raw.get()).map_err(|_| Malformed::BadTags)?;
+    let reserved = |k: &str| matches!(k, "sensor" | "unit" | "time" | "");
+    let too_long = |s: &str| s.len() > MAX_TAG_BYTES;
+    if tags.len() > MAX_TAGS
+        || tags
+            .iter()
+            .any(|(k, v)| reserved(k) || too_long(k) || too_long(v))
+    {
+        return Err(Malformed::BadTags);
+    }
+    Ok(tags)
+}
+
+/// The escaped tag set: `sensor`, input tags and `unit`, sorted by key as InfluxDB wants.
+/// Empty tag values are left out, as InfluxDB would drop them anyway.
+fn encode_series(
+    sensor: &str,
+    unit: Option<&str>,
+    tags: &BTreeMap<String, String>,
+) -> Result<String, Malformed> {
+    let mut all: Vec<(&str, &str)> = tags
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .chain(unit.map(|u| ("unit", u)))
+        .chain(std::iter::once(("sensor", sensor)))
+        .filter(|(_, v)| !v.is_empty())
+        .collect();
+    all.sort_unstable();
+    let mut series = String::with_capacity(sensor.len() + 8);
+    for (i, (key, value)) in all.into_iter().enumerate() {
+        if i > 0 {
+            series.push(',');
+        }
+        let reason = |e: TagError, own: Malformed| match e {
+            TagError::Unencodable if key == "sensor" => Malformed::BadSensor,
+            TagError::Unencodable if key == "unit" => Malformed::BadUnit,
+            TagError::Unencodable => own,
+        };
+        escape_tag(key, &mut series).map_err(|e| reason(e, Malformed::BadTags))?;
+        series.push('=');
+        escape_tag(value, &mut series).map_err(|e| reason(e, Malformed::BadTags))?;
+    }
+    Ok(series)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Result<Reading, Malformed> {
+        Reading::parse(s.as_bytes())
+    }
+
+    #[test]
+    fn parses_both_timestamp_forms_and_aliases() {
+        let a = parse(r#"{"sensor":"alt","ts":"2026-11-23T14:02:03.250Z","value":1234.5}"#);
+        let b = parse(r#"{"sensor_name":"alt","timestamp":1795442523250,"reading":1234.5}"#);
+        assert_eq!(a, b);
+        let a = a.unwrap();
+        assert_eq!(a.series, "sensor=alt");
+        assert_eq!(a.ts_ms, 1_795_442_523_250);
+        let offset = parse(r#"{"sensor":"alt","ts":"2026-11-23T15:02:03.250+01:00","value":1}"#);
+        assert_eq!(offset.unwrap().ts_ms, 1_795_442_523_250);
+    }
+
+    #[test]
+    fn carries_unit_and_tags_sorted_and_escaped() {
+        let r = parse(
+            r#"{"sensor":"temp sensor,1=\"a\\b\"","ts":0,"value":1,"unit":"°C","tags":{"stage":"1","a b":"x"}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            r.series,
+            r#"a\ b=x,sensor=temp\ sensor\,1\="a\b",stage=1,unit=°C"#
+        );
+    }
+
+    #[test]
+    fn names_each_reason() {
+        let cases = [
+            ("", Malformed::Empty),
+            ("  ", Malformed::Empty),
+            ("{", Malformed::InvalidJson),
+            ("[1]", Malformed::NotAnObject),
+            (
+                r#"{"sensor":"a","sensor_name":"b","ts":0,"value":1}"#,
+                Malformed::NotAnObject,
+            ),
+            (r#"{"ts":0,"value":1}"#, Malformed::MissingSensor),
+            (r#"{"sensor":"","ts":0,"value":1}"#, Malformed::BadSensor),
+            (r#"{"sensor":7,"ts":0,"value":1}"#, Malformed::BadSensor),
+            (
+                r#"{"sensor":"a\nb","ts":0,"value":1}"#,
+                Malformed::BadSensor,
+            ),
+            (r#"{"sensor":"a\\","ts":0,"value":1}"#, Malformed::BadSensor),
+            (r#"{"sensor":"a","value":1}"#, Malformed::MissingTs),
+            (
+                r#"{"sensor":"a","ts":"yesterday","value":1}"#,
+                Malformed::BadTs,
+            ),
+            (
+                r#"{"sensor":"a","ts":"2026-11-23T14:02:03","value":1}"#,
+                Malformed::BadTs,
+            ),
+            (r#"{"sensor":"a","ts":1.5,"value":1}"#, Malformed::BadTs),
+            (
+                r#"{"sensor":"a","ts":99999999999999999,"value":1}"#,
+                Malformed::BadTs,
+            ),
+            (r#"{"sensor":"a","ts":0}"#, Malformed::MissingValue),
+            (r#"{"sensor":"a","ts":0,"value":"1"}"#, Malformed::BadValue),
+            (
+                r#"{"sensor":"a","ts":0,"value":1e999}"#,
+                Malformed::BadValue,
+            ),
+            (
+                r#"{"sensor":"a","ts":0,"value":1,"unit":3}"#,
+                Malformed::BadUnit,
+            ),
+            (
+                r#"{"sensor":"a","ts":0,"value":1,"tags":{"k":1}}"#,
+                Malformed::BadTags,
+            ),
+            (
+                r#"{"sensor":"a","ts":0,"value":1,"tags":{"sensor":"x"}}"#,
+                Malformed::BadTags,
+            ),
+        ];
+        for (input, reason) in cases {
+            assert_eq!(parse(input), Err(reason), "{input}");
+        }
+    }
+
+    #[test]
+    fn deep_nesting_and_invalid_utf8_are_malformed_not_fatal() {
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        assert_eq!(parse(&deep), Err(Malformed::InvalidJson));
+        assert_eq!(
+            Reading::parse(b"{\"sensor\":\"\xff\"}"),
+            Err(Malformed::InvalidJson)
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..256)) {
+            let _ = Reading::parse(&bytes);
+        }
+    }
+}

@@ -1,0 +1,195 @@
+//! `maxq run`: start the workers, run the dataflow to the end, report.
+
+use std::cell::Cell;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tracing::{info, warn};
+
+use crate::cli::RunArgs;
+use crate::config::{timely_config, RunConfig};
+use crate::kafka::partition_count;
+use crate::metrics::Metrics;
+use crate::reading::Malformed;
+use crate::source::KafkaInput;
+
+/// Sink backlog (points waiting to be written, per process) above which sources pause.
+const MAX_BACKLOG_POINTS: i64 = 2_000_000;
+
+/// State shared by all workers of a process.
+#[derive(Clone, Default)]
+pub struct Shared {
+    /// Counters.
+    pub metrics: Arc<Metrics>,
+    /// Set by SIGINT/SIGTERM: sources stop, what is due is flushed and committed.
+    pub stop: Arc<AtomicBool>,
+    /// The first fatal error; every worker stops when it is set.
+    fatal: Arc<Mutex<Option<String>>>,
+    /// Points handed to the sinks and not yet acknowledged.
+    pub backlog: Arc<AtomicI64>,
+    last_warning_s: Arc<AtomicU64>,
+}
+
+impl Shared {
+    /// Records a fatal error (the first one wins) and stops every worker.
+    pub fn fail(&self, message: impl Into<String>) {
+        if let Ok(mut fatal) = self.fatal.lock() {
+            fatal.get_or_insert_with(|| message.into());
+        }
+    }
+
+    /// The fatal error, if any.
+    pub fn fatal(&self) -> Option<String> {
+        self.fatal.lock().ok().and_then(|f| f.clone())
+    }
+
+    /// Whether the sinks are so far behind that sources should stop reading for a while.
+    pub fn backlogged(&self) -> bool {
+        self.backlog.load(Relaxed) > MAX_BACKLOG_POINTS
+    }
+
+    /// At most one warning a second per process, so bad input cannot flood the log.
+    fn may_warn(&self) -> bool {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        self.last_warning_s.swap(now, Relaxed) != now
+    }
+
+    /// Logs a malformed message, rate-limited.
+    pub fn log_malformed(&self, partition: i32, offset: i64, reason: Malformed) {
+        if self.may_warn() {
+            warn!(partition, offset, %reason, "malformed message (counted, and dead-lettered if configured; further ones this second not logged)");
+        }
+    }
+
+    /// Logs a Kafka client error, rate-limited (librdkafka retries on its own).
+    pub fn log_kafka_error(&self, error: &rdkafka::error::KafkaError) {
+        if self.may_warn() {
+            warn!("Kafka: {error}");
+        }
+    }
+}
+
+/// What a run did, for the caller's summary.
+#[derive(Debug)]
+pub struct RunSummary {
+    /// Readings accepted.
+    pub readings: u64,
+    /// Late readings dropped.
+    pub late: u64,
+    /// Malformed messages.
+    pub malformed: u64,
+    /// Points written.
+    pub points_written: u64,
+    /// Wall time.
+    pub elapsed: Duration,
+}
+
+/// Runs `maxq run` until the end (`--until-end`), a signal, or a fatal error.
+pub fn run(args: &RunArgs) -> anyhow::Result<RunSummary> {
+    let config = RunConfig::from_args(args)?;
+    let timely = timely_config(&args.cluster)?;
+    let partitions = partition_count(&config.kafka)?;
+    let shared = Shared::default();
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, shared.stop.clone())?;
+    }
+    info!(topic = %config.kafka.topic, partitions, workers = args.cluster.workers, processes = args.cluster.processes, "starting");
+    let started = Instant::now();
+    let reporter = start_reporter(shared.clone(), config.progress_interval);
+    let config = Arc::new(config);
+    let worker_shared = shared.clone();
+    let guards = timely::execute(timely, move |worker| -> Result<(), String> {
+        let shared = worker_shared.clone();
+        let config = Rc::new(RunConfig::clone(&config));
+        let input = KafkaInput::connect(&config, worker.index(), worker.peers(), partitions)
+            .map_err(|e| e.to_string())?;
+        let finish = Rc::new(Cell::new(config.kafka.until_end));
+        crate::dataflow::build(
+            worker,
+            config,
+            partitions,
+            &input,
+            finish.clone(),
+            shared.clone(),
+        );
+        while worker.step_or_park(Some(Duration::from_millis(100))) {
+            if let Some(fatal) = shared.fatal() {
+                return Err(fatal);
+            }
+            if shared.stop.load(Relaxed) {
+                finish.set(false);
+            }
+        }
+        shared.fatal().map_or(Ok(()), Err)
+    })
+    .map_err(|e| anyhow::anyhow!("starting the timely cluster (-w/-n/-p/-h): {e}"))?;
+    let results = guards.join();
+    reporter.finish();
+    for result in results {
+        result
+            .map_err(|e| anyhow::anyhow!(e))?
+            .map_err(|e| anyhow::anyhow!(e))?;
+    }
+    if let Some(fatal) = shared.fatal() {
+        anyhow::bail!(fatal);
+    }
+    let m = &shared.metrics;
+    Ok(RunSummary {
+        readings: m.readings.load(Relaxed),
+        late: m.late.load(Relaxed),
+        malformed: m.malformed_total(),
+        points_written: m.points_written.load(Relaxed),
+        elapsed: started.elapsed(),
+    })
+}
+
+/// The per-process progress line.
+struct Reporter {
+    done: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Reporter {
+    fn finish(self) {
+        self.done.store(true, Relaxed);
+        self.thread.thread().unpark();
+        let _ = self.thread.join();
+    }
+}
+
+fn start_reporter(shared: Shared, interval: Duration) -> Reporter {
+    let done = Arc::new(AtomicBool::new(false));
+    let stop = done.clone();
+    let thread = std::thread::spawn(move || {
+        let m = &shared.metrics;
+        let mut last = (Instant::now(), 0u64);
+        while !stop.load(Relaxed) {
+            std::thread::park_timeout(interval);
+            let readings = m.readings.load(Relaxed);
+            let rate = (readings - last.1) as f64 / last.0.elapsed().as_secs_f64().max(1e-9);
+            last = (Instant::now(), readings);
+            let watermark = m.watermark_ms.load(Relaxed);
+            let lag_s = if watermark == i64::MIN {
+                None
+            } else {
+                Some((chrono::Utc::now().timestamp_millis() - watermark) as f64 / 1000.0)
+            };
+            info!(
+                readings,
+                readings_per_s = rate.round() as u64,
+                late = m.late.load(Relaxed),
+                late_expired = m.late_expired.load(Relaxed),
+                malformed = m.malformed_total(),
+                watermark_lag_s = ?lag_s,
+                points_written = m.points_written.load(Relaxed),
+                write_retries = m.write_retries.load(Relaxed),
+                "progress"
+            );
+        }
+    });
+    Reporter { done, thread }
+}

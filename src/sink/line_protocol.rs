@@ -1,0 +1,113 @@
+//! InfluxDB line protocol: escaping and the encoding of one window aggregate as one line.
+//!
+//! Escaping follows the line-protocol rules: in the measurement `,` and space are escaped;
+//! in tag keys, tag values and field keys `,`, `=` and space are. A backslash before any
+//! other character is literal, so `a\b` is written as is. Two things have no escape at all
+//! and are refused instead: control characters (a newline would end the line) and a
+//! trailing backslash (it would escape the separator that follows).
+
+use std::fmt::Write;
+
+use crate::aggregate::Stats;
+
+/// Text that line protocol cannot carry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TagError {
+    /// A control character or a trailing backslash.
+    Unencodable,
+}
+
+fn check(text: &str) -> Result<(), TagError> {
+    if text.chars().any(char::is_control) || text.ends_with('\\') {
+        Err(TagError::Unencodable)
+    } else {
+        Ok(())
+    }
+}
+
+/// Appends a tag key, tag value or field key, escaped.
+pub fn escape_tag(text: &str, out: &mut String) -> Result<(), TagError> {
+    check(text)?;
+    escape_into(text, &[',', '=', ' '], out);
+    Ok(())
+}
+
+/// Appends a measurement name, escaped.
+pub fn escape_measurement(text: &str, out: &mut String) -> Result<(), TagError> {
+    check(text)?;
+    escape_into(text, &[',', ' '], out);
+    Ok(())
+}
+
+fn escape_into(text: &str, special: &[char], out: &mut String) {
+    for c in text.chars() {
+        if special.contains(&c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+}
+
+/// Appends the line for one window: `measurement,series count=..i,max=..,mean=..,min=..,stddev=.. start_ms`.
+///
+/// `measurement` is already escaped. Non-finite moments (only reachable when values near
+/// `f64::MAX` overflow the variance) are left out rather than written as invalid text.
+pub fn encode_point(
+    measurement: &str,
+    series: &str,
+    stats: &Stats,
+    start_ms: i64,
+    out: &mut String,
+) {
+    out.push_str(measurement);
+    out.push(',');
+    out.push_str(series);
+    // Writing to a String cannot fail.
+    let _ = write!(out, " count={}i", stats.count);
+    for (key, value) in [
+        ("max", stats.max),
+        ("mean", stats.mean),
+        ("min", stats.min),
+        ("stddev", stats.stddev()),
+    ] {
+        if value.is_finite() {
+            let _ = write!(out, ",{key}={value:?}");
+        }
+    }
+    let _ = writeln!(out, " {start_ms}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_by_position() {
+        let mut out = String::new();
+        escape_tag(r#"temp sensor,1="a\b""#, &mut out).unwrap();
+        assert_eq!(out, r#"temp\ sensor\,1\="a\b""#);
+        out.clear();
+        escape_measurement("tele metry,1=x", &mut out).unwrap();
+        assert_eq!(out, r"tele\ metry\,1=x");
+    }
+
+    #[test]
+    fn refuses_what_has_no_escape() {
+        let mut out = String::new();
+        assert!(escape_tag("a\nb", &mut out).is_err());
+        assert!(escape_tag("ab\\", &mut out).is_err());
+        assert!(escape_measurement("m\r", &mut out).is_err());
+    }
+
+    #[test]
+    fn encodes_one_line() {
+        let mut stats = Stats::of(1.0);
+        stats.merge(&Stats::of(3.0));
+        let mut out = String::new();
+        encode_point("telemetry_1m", "sensor=a", &stats, 60_000, &mut out);
+        assert_eq!(
+            out,
+            "telemetry_1m,sensor=a count=2i,max=3.0,mean=2.0,min=1.0,stddev=1.4142135623730951 60000\n"
+        );
+    }
+}

@@ -1,0 +1,139 @@
+//! The dead-letter topic: malformed messages forwarded with their origin and reason.
+
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::{ClientContext, Message};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use crate::config::KafkaConfig;
+use crate::kafka::{client_config, client_error, KafkaError};
+use crate::reading::Malformed;
+
+/// Counts deliveries that failed, keeping the last error for the message.
+#[derive(Default)]
+pub struct DeliveryTracker {
+    failed: AtomicU64,
+    last_error: Mutex<Option<String>>,
+}
+
+impl ClientContext for DeliveryTracker {}
+
+impl ProducerContext for DeliveryTracker {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        if let Err((e, _)) = result {
+            self.failed.fetch_add(1, Relaxed);
+            if let Ok(mut last) = self.last_error.lock() {
+                *last = Some(e.to_string());
+            }
+        }
+    }
+}
+
+/// A worker's dead-letter producer.
+pub struct DeadLetters {
+    topic: String,
+    source_topic: String,
+    producer: ThreadedProducer<DeliveryTracker>,
+}
+
+impl DeadLetters {
+    /// A producer for `--dead-letter-topic`, if set.
+    pub fn connect(kafka: &KafkaConfig) -> Result<Option<DeadLetters>, KafkaError> {
+        let Some(topic) = &kafka.dead_letter_topic else {
+            return Ok(None);
+        };
+        let producer = client_config(
+            kafka,
+            &[
+                ("enable.idempotence", "true"),
+                ("acks", "all"),
+                ("message.timeout.ms", "30000"),
+            ],
+        )
+        .create_with_context(DeliveryTracker::default())
+        .map_err(client_error("creating the dead-letter producer"))?;
+        Ok(Some(DeadLetters {
+            topic: topic.clone(),
+            source_topic: kafka.topic.clone(),
+            producer,
+        }))
+    }
+
+    /// Forwards one malformed message; waits for queue space rather than drop it.
+    pub fn send(&self, message: &impl Message, reason: Malformed) {
+        let partition = message.partition().to_string();
+        let offset = message.offset().to_string();
+        let headers = OwnedHeaders::new()
+            .insert(Header {
+                key: "maxq.topic",
+                value: Some(&self.source_topic),
+            })
+            .insert(Header {
+                key: "maxq.partition",
+                value: Some(&partition),
+            })
+            .insert(Header {
+                key: "maxq.offset",
+                value: Some(&offset),
+            })
+            .insert(Header {
+                key: "maxq.reason",
+                value: Some(reason.as_str()),
+            });
+        let mut record = BaseRecord::<[u8], [u8]>::to(&self.topic)
+            .payload(message.payload().unwrap_or_default())
+            .headers(headers);
+        if let Some(key) = message.key() {
+            record = record.key(key);
+        }
+        loop {
+            match self.producer.send(record) {
+                Ok(()) => return,
+                Err((
+                    rdkafka::error::KafkaError::MessageProduction(
+                        rdkafka::types::RDKafkaErrorCode::QueueFull,
+                    ),
+                    r,
+                )) => {
+                    record = r;
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err((e, _)) => {
+                    self.producer.context().failed.fetch_add(1, Relaxed);
+                    if let Ok(mut last) = self.producer.context().last_error.lock() {
+                        *last = Some(e.to_string());
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Waits until everything sent is delivered; an error if anything was not, since the
+    /// offsets of undelivered messages must not be committed.
+    pub fn flush(&self) -> Result<(), String> {
+        self.producer
+            .flush(Duration::from_secs(30))
+            .map_err(|e| format!("dead-letter topic {}: flush failed: {e}", self.topic))?;
+        let failed = self.producer.context().failed.load(Relaxed);
+        if failed > 0 {
+            let last = self
+                .producer
+                .context()
+                .last_error
+                .lock()
+                .ok()
+                .and_then(|l| l.clone())
+                .unwrap_or_default();
+            return Err(format!(
+                "dead-letter topic {}: {failed} messages not delivered (last error: {last}); check that --dead-letter-topic exists and is writable",
+                self.topic
+            ));
+        }
+        Ok(())
+    }
+}
