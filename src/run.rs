@@ -118,6 +118,10 @@ pub fn run(args: &RunArgs) -> anyhow::Result<RunSummary> {
         );
         while worker.step_or_park(Some(Duration::from_millis(100))) {
             if let Some(fatal) = shared.fatal() {
+                // timely steps a worker until its dataflows complete; this one never will.
+                for dataflow in worker.installed_dataflows() {
+                    worker.drop_dataflow(dataflow);
+                }
                 return Err(fatal);
             }
             if shared.stop.load(Relaxed) {

@@ -16,7 +16,7 @@ use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::Capability;
 use timely::dataflow::StreamVec;
 use timely::scheduling::SyncActivator;
-use tracing::warn;
+use tracing::{debug, warn};
 
 use super::line_protocol::encode_point;
 use super::retry::Backoff;
@@ -74,7 +74,10 @@ pub fn sink<'scope>(
                                 shared.backlog.fetch_sub(points as i64, Relaxed);
                             }
                         }
-                        Err(message) => shared.fail(message),
+                        Err(message) => {
+                            debug!(worker = index, "sink stopped: {message}");
+                            shared.fail(message);
+                        }
                     }
                 }
                 if in_flight.len() >= MAX_JOBS_IN_FLIGHT {
@@ -89,6 +92,12 @@ pub fn sink<'scope>(
                 let (caps, epochs): (Vec<_>, Vec<_>) = sealed.into_values().unzip();
                 let job = encode(epochs, &config);
                 let points = job.points;
+                debug!(
+                    worker = index,
+                    points,
+                    requests = job.bodies.len(),
+                    "writing"
+                );
                 if jobs.send(job).is_ok() {
                     in_flight.push_back((caps, points));
                 }

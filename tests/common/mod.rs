@@ -1,0 +1,425 @@
+//! Test harness: the real broker and InfluxDB from `cluster/services.sh`, a seeded telemetry
+//! stream, and an independent reference computation of the expected points.
+#![allow(dead_code)]
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::ClientConfig;
+use std::collections::BTreeMap;
+use std::process::{Command, Output};
+
+/// A service address from the environment that `cluster/test.sh` sets.
+pub fn service(var: &str) -> String {
+    std::env::var(var).unwrap_or_else(|_| {
+        panic!("{var} is not set: run the suite with cluster/test.sh, which starts tansu, InfluxDB and VictoriaMetrics")
+    })
+}
+
+pub fn brokers() -> String {
+    service("MAXQ_TEST_BROKERS")
+}
+
+/// A name no other test or run uses.
+pub fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!(
+        "{prefix}_{}_{}",
+        std::process::id(),
+        nanos % 1_000_000_000_000
+    )
+}
+
+pub fn create_topic(name: &str, partitions: i32) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .create()
+        .unwrap();
+    let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+    let results =
+        futures::executor::block_on(admin.create_topics([&topic], &AdminOptions::new())).unwrap();
+    for r in results {
+        r.unwrap_or_else(|(t, e)| panic!("creating topic {t}: {e}"));
+    }
+}
+
+/// One message as produced: its partition and payload.
+#[derive(Clone, Debug)]
+pub struct Message {
+    pub partition: i32,
+    pub key: String,
+    pub payload: String,
+}
+
+/// Produces `messages` in order, each to its partition, and waits for every delivery.
+pub fn produce(topic: &str, messages: &[Message]) {
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "20")
+        .create()
+        .unwrap();
+    for chunk in messages.chunks(5_000) {
+        let deliveries: Vec<_> = chunk
+            .iter()
+            .map(|m| {
+                let record = FutureRecord::to(topic)
+                    .partition(m.partition)
+                    .key(&m.key)
+                    .payload(&m.payload);
+                producer.send_result(record).map_err(|(e, _)| e).unwrap()
+            })
+            .collect();
+        for d in deliveries {
+            futures::executor::block_on(d)
+                .unwrap()
+                .map_err(|(e, _)| e)
+                .unwrap();
+        }
+    }
+}
+
+/// Deterministic pseudo-random numbers (xorshift64*), independent of the code under test.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// Sensor names that test every escaping rule, then plain ones.
+pub fn sensor_names(count: usize) -> Vec<String> {
+    let awkward = [
+        r#"temp sensor,1="a\b""#,
+        "Température",
+        "a=b",
+        "stage1.velocity",
+        "Ω space,comma",
+    ];
+    awkward
+        .iter()
+        .map(|s| s.to_string())
+        .chain((0..).map(|i| format!("sensor_{i:04}")))
+        .take(count)
+        .collect()
+}
+
+/// Base time of generated streams: 2026-11-25T00:00:00Z.
+pub const BASE_MS: i64 = 1_795_564_800_000;
+
+/// A telemetry stream over `partitions` partitions: every sensor lives in one partition
+/// (as when keyed), time advances ~`step_ms` per reading per partition, about 10 % of
+/// readings arrive out of order within 4 s and about 2 % more than 8 s late (beyond the
+/// default 5 s lateness), and `malformed_every`-th messages are malformed.
+pub fn stream(
+    seed: u64,
+    partitions: i32,
+    sensors: usize,
+    per_partition: usize,
+    step_ms: i64,
+    malformed_every: usize,
+) -> Vec<Message> {
+    let mut rng = Rng::new(seed);
+    let names = sensor_names(sensors);
+    let mut out = Vec::new();
+    for p in 0..partitions {
+        let own: Vec<&String> = names
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| (*i as i32) % partitions == p)
+            .map(|(_, n)| n)
+            .collect();
+        if own.is_empty() {
+            continue;
+        }
+        let mut clock = BASE_MS + p as i64 * 1_000;
+        for i in 0..per_partition {
+            clock += rng.below(2 * step_ms as u64 + 1) as i64;
+            let sensor = own[rng.below(own.len() as u64) as usize];
+            let roll = rng.below(100);
+            let ts = if roll < 10 {
+                clock - rng.below(4_000) as i64
+            } else if roll < 12 {
+                clock - 8_000 - rng.below(20_000) as i64
+            } else {
+                clock
+            };
+            let value = (rng.below(2_000_000) as f64 - 1_000_000.0) / 1000.0;
+            let payload = if malformed_every > 0 && i % malformed_every == malformed_every - 1 {
+                match rng.below(3) {
+                    0 => "not json".to_owned(),
+                    1 => format!(
+                        r#"{{"sensor":{},"ts":{ts}}}"#,
+                        serde_json::to_string(sensor).unwrap()
+                    ),
+                    _ => format!(
+                        r#"{{"sensor":{},"ts":"yesterday","value":1}}"#,
+                        serde_json::to_string(sensor).unwrap()
+                    ),
+                }
+            } else if rng.below(2) == 0 {
+                serde_json::json!({"sensor": sensor, "ts": ts, "value": value, "unit": "m/s"})
+                    .to_string()
+            } else {
+                let rfc = chrono::DateTime::from_timestamp_millis(ts)
+                    .unwrap()
+                    .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+                serde_json::json!({"sensor_name": sensor, "timestamp": rfc, "reading": value, "unit": "m/s"}).to_string()
+            };
+            out.push(Message {
+                partition: p,
+                key: sensor.clone(),
+                payload,
+            });
+        }
+    }
+    out
+}
+
+/// One expected or observed point.
+#[derive(Clone, Debug)]
+pub struct Point {
+    pub count: i64,
+    pub mean: f64,
+    pub min: f64,
+    pub max: f64,
+    pub stddev: f64,
+}
+
+/// Points by (sensor, window start ms).
+pub type Points = BTreeMap<(String, i64), Point>;
+
+/// The reference: the semantics of DESIGN-NOTES computed directly, two-pass statistics.
+pub fn reference(messages: &[Message], window_ms: i64, slide_ms: i64, lateness_ms: i64) -> Points {
+    let mut newest: BTreeMap<i32, i64> = BTreeMap::new();
+    let mut values: BTreeMap<(String, i64), Vec<f64>> = BTreeMap::new();
+    for m in messages {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(&m.payload) else {
+            continue;
+        };
+        let sensor = v
+            .get("sensor")
+            .or(v.get("sensor_name"))
+            .and_then(|s| s.as_str());
+        let ts = v.get("ts").or(v.get("timestamp")).and_then(|t| match t {
+            serde_json::Value::Number(n) => n.as_i64(),
+            serde_json::Value::String(s) => chrono::DateTime::parse_from_rfc3339(s)
+                .ok()
+                .map(|d| d.timestamp_millis()),
+            _ => None,
+        });
+        let value = v.get("value").or(v.get("reading")).and_then(|x| x.as_f64());
+        let (Some(sensor), Some(ts), Some(value)) = (sensor, ts, value) else {
+            continue;
+        };
+        let newest = newest.entry(m.partition).or_insert(i64::MIN);
+        if *newest != i64::MIN && ts < *newest - lateness_ms {
+            continue;
+        }
+        *newest = (*newest).max(ts);
+        let mut start = ts.div_euclid(slide_ms) * slide_ms;
+        while start > ts - window_ms {
+            values
+                .entry((sensor.to_owned(), start))
+                .or_default()
+                .push(value);
+            start -= slide_ms;
+        }
+    }
+    values
+        .into_iter()
+        .map(|(k, vs)| {
+            let n = vs.len() as f64;
+            let mean = vs.iter().sum::<f64>() / n;
+            let var = if vs.len() > 1 {
+                vs.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)
+            } else {
+                0.0
+            };
+            let point = Point {
+                count: vs.len() as i64,
+                mean,
+                min: vs.iter().cloned().fold(f64::INFINITY, f64::min),
+                max: vs.iter().cloned().fold(f64::NEG_INFINITY, f64::max),
+                stddev: var.sqrt(),
+            };
+            (k, point)
+        })
+        .collect()
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0)
+}
+
+/// Asserts two point sets are the same: counts, min and max exactly, mean and stddev to
+/// within floating-point rounding (merge order differs with batching).
+pub fn assert_same(what: &str, actual: &Points, expected: &Points) {
+    let missing: Vec<_> = expected
+        .keys()
+        .filter(|k| !actual.contains_key(*k))
+        .take(5)
+        .collect();
+    let extra: Vec<_> = actual
+        .keys()
+        .filter(|k| !expected.contains_key(*k))
+        .take(5)
+        .collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "{what}: missing {missing:?}, unexpected {extra:?} ({} vs {} points)",
+        actual.len(),
+        expected.len()
+    );
+    for (k, e) in expected {
+        let a = &actual[k];
+        assert!(
+            a.count == e.count
+                && a.min == e.min
+                && a.max == e.max
+                && close(a.mean, e.mean)
+                && close(a.stddev, e.stddev),
+            "{what}: point {k:?} is {a:?}, expected {e:?}"
+        );
+    }
+}
+
+/// Runs the maxq binary with `args`, returning its output.
+pub fn maxq(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_maxq"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("running maxq")
+}
+
+/// Runs maxq and asserts it exited 0.
+pub fn maxq_ok(args: &[&str]) -> Output {
+    let out = maxq(args);
+    assert!(
+        out.status.success(),
+        "maxq {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// InfluxDB 1.x: creates a database.
+pub fn influx_create_db(db: &str) {
+    let url = service("MAXQ_TEST_INFLUX_V1");
+    ureq::post(&format!("{url}/query"))
+        .send_form(&[("q", &format!("CREATE DATABASE \"{db}\""))])
+        .unwrap();
+}
+
+/// InfluxDB 1.x: every point of `measurement` in `db`.
+pub fn influx_points(db: &str, measurement: &str) -> Points {
+    let url = service("MAXQ_TEST_INFLUX_V1");
+    let q = format!("SELECT \"count\", \"mean\", \"min\", \"max\", \"stddev\" FROM \"{measurement}\" GROUP BY \"sensor\"");
+    let body: serde_json::Value = ureq::get(&format!("{url}/query"))
+        .query("db", db)
+        .query("epoch", "ms")
+        .query("q", &q)
+        .call()
+        .unwrap()
+        .into_json()
+        .unwrap();
+    let mut points = Points::new();
+    for series in body["results"][0]["series"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+    {
+        let sensor = series["tags"]["sensor"].as_str().unwrap().to_owned();
+        for row in series["values"].as_array().unwrap() {
+            let f = |i: usize| row[i].as_f64().unwrap();
+            points.insert(
+                (sensor.clone(), row[0].as_i64().unwrap()),
+                Point {
+                    count: row[1].as_i64().unwrap(),
+                    mean: f(2),
+                    min: f(3),
+                    max: f(4),
+                    stddev: f(5),
+                },
+            );
+        }
+    }
+    points
+}
+
+/// The v1 flags of a run writing to `db`.
+pub fn v1_flags(db: &str, measurement: &str) -> Vec<String> {
+    [
+        "--influx-url",
+        &service("MAXQ_TEST_INFLUX_V1"),
+        "--influx-api",
+        "v1",
+        "--influx-db",
+        db,
+        "--measurement",
+        measurement,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+/// Two free loopback ports for a two-process hostfile.
+pub fn hostfile(dir: &std::path::Path, processes: usize) -> std::path::PathBuf {
+    let listeners: Vec<_> = (0..processes)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    let hosts: String = listeners
+        .iter()
+        .map(|l| format!("{}\n", l.local_addr().unwrap()))
+        .collect();
+    let path = dir.join("hosts");
+    std::fs::write(&path, hosts).unwrap();
+    path
+}
+
+/// Runs the same command as processes `0..n` of one cluster and waits for all.
+pub fn maxq_cluster(processes: usize, args: &[String]) {
+    let dir = tempfile::tempdir().unwrap();
+    let hosts = hostfile(dir.path(), processes);
+    let children: Vec<_> = (0..processes)
+        .map(|p| {
+            Command::new(env!("CARGO_BIN_EXE_maxq"))
+                .args(args)
+                .args([
+                    "-n",
+                    &processes.to_string(),
+                    "-p",
+                    &p.to_string(),
+                    "-h",
+                    hosts.to_str().unwrap(),
+                ])
+                .env("RUST_LOG", "warn")
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "cluster process failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

@@ -1,0 +1,178 @@
+//! `maxq run` against the real broker (tansu) and InfluxDB 1.x: the points written equal an
+//! independent reference computation, whatever the worker and process count.
+
+mod common;
+
+use common::*;
+
+fn run_args(topic: &str, group: &str, extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "run",
+        "--brokers",
+        &brokers(),
+        "--topic",
+        topic,
+        "--group",
+        group,
+        "--until-end",
+        "--epoch",
+        "100ms",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args
+}
+
+fn strs(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
+}
+
+/// Runs the pipeline into a fresh database and returns what InfluxDB holds.
+fn run_into_influx(topic: &str, workers: usize, processes: usize, extra: &[&str]) -> Points {
+    let db = unique("db");
+    influx_create_db(&db);
+    let mut args = run_args(topic, &unique("group"), extra);
+    args.extend(v1_flags(&db, "telemetry_1m"));
+    args.extend(["-w".to_owned(), workers.to_string()]);
+    if processes > 1 {
+        maxq_cluster(processes, &args);
+    } else {
+        maxq_ok(&strs(&args));
+    }
+    influx_points(&db, "telemetry_1m")
+}
+
+#[test]
+fn points_equal_the_reference_for_any_worker_and_process_count() {
+    let topic = unique("pipeline");
+    create_topic(&topic, 5);
+    let messages = stream(1, 5, 40, 4_000, 60, 97);
+    produce(&topic, &messages);
+    let expected = reference(&messages, 60_000, 60_000, 5_000);
+    assert!(expected.len() > 100, "the stream spans many windows");
+
+    assert_same("-w 1", &run_into_influx(&topic, 1, 1, &[]), &expected);
+    assert_same("-w 3", &run_into_influx(&topic, 3, 1, &[]), &expected);
+    assert_same("-n 2 -w 2", &run_into_influx(&topic, 2, 2, &[]), &expected);
+}
+
+#[test]
+fn emit_updates_converges_to_emit_final() {
+    let topic = unique("emit");
+    create_topic(&topic, 3);
+    let messages = stream(2, 3, 12, 3_000, 50, 0);
+    produce(&topic, &messages);
+    let updates = run_into_influx(&topic, 2, 1, &["--emit", "updates"]);
+    let finals = run_into_influx(&topic, 2, 1, &["--emit", "final"]);
+    assert_same("updates vs final", &updates, &finals);
+    assert_same(
+        "final vs reference",
+        &finals,
+        &reference(&messages, 60_000, 60_000, 5_000),
+    );
+}
+
+#[test]
+fn hopping_windows_and_other_lateness_match_the_reference() {
+    let topic = unique("hopping");
+    create_topic(&topic, 2);
+    let messages = stream(3, 2, 8, 2_000, 80, 0);
+    produce(&topic, &messages);
+    let actual = run_into_influx(
+        &topic,
+        2,
+        1,
+        &["--window", "1m", "--slide", "20s", "--lateness", "2s"],
+    );
+    assert_same(
+        "hopping",
+        &actual,
+        &reference(&messages, 60_000, 20_000, 2_000),
+    );
+}
+
+#[test]
+fn one_partition_and_eight_workers() {
+    let topic = unique("single");
+    create_topic(&topic, 1);
+    let messages = stream(4, 1, 10, 2_000, 40, 0);
+    produce(&topic, &messages);
+    assert_same(
+        "1 partition, -w 8",
+        &run_into_influx(&topic, 8, 1, &[]),
+        &reference(&messages, 60_000, 60_000, 5_000),
+    );
+}
+
+#[test]
+fn empty_topic_until_end_exits_zero() {
+    let topic = unique("empty");
+    create_topic(&topic, 4);
+    assert!(run_into_influx(&topic, 2, 1, &[]).is_empty());
+}
+
+#[test]
+fn each_worker_writes_a_disjoint_share_and_together_all() {
+    let topic = unique("shards");
+    create_topic(&topic, 4);
+    let messages = stream(5, 4, 30, 1_500, 60, 0);
+    produce(&topic, &messages);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    maxq_ok(&strs(&run_args(
+        &topic,
+        &unique("group"),
+        &["-w", "3", "--emit", "final", "--output-dir", out],
+    )));
+    let mut owner: std::collections::BTreeMap<String, usize> = Default::default();
+    for worker in 0..3 {
+        let text = std::fs::read_to_string(dir.path().join(format!("worker-{worker}.lp"))).unwrap();
+        for line in text.lines() {
+            let (series, rest) = line.split_once(" count=").unwrap();
+            let ts = rest.rsplit(' ').next().unwrap();
+            let key = format!("{series}@{ts}");
+            if let Some(other) = owner.insert(key.clone(), worker) {
+                assert_eq!(
+                    other, worker,
+                    "{key} written by workers {other} and {worker}"
+                );
+            }
+        }
+    }
+    let expected = reference(&messages, 60_000, 60_000, 5_000);
+    assert_eq!(
+        owner.len(),
+        expected.len(),
+        "every key written, once per owner"
+    );
+    let per_worker: Vec<usize> = (0..3)
+        .map(|w| owner.values().filter(|o| **o == w).count())
+        .collect();
+    assert!(
+        per_worker.iter().all(|n| *n > 0),
+        "keys spread over all workers: {per_worker:?}"
+    );
+}
+
+#[test]
+fn missing_topic_and_missing_database_fail_naming_the_flag() {
+    let out = maxq(&strs(&run_args(&unique("nosuchtopic"), "g", &[])));
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--topic"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let topic = unique("nodb");
+    create_topic(&topic, 1);
+    produce(&topic, &stream(6, 1, 2, 10, 100, 0));
+    let mut args = run_args(&topic, &unique("group"), &[]);
+    args.extend(v1_flags(&unique("nosuchdb"), "telemetry_1m"));
+    let out = maxq(&strs(&args));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("--influx-db"), "{stderr}");
+}
