@@ -186,9 +186,13 @@ pub fn emit<'scope>(
                         }
                         let watermark = table.pipeline_watermark();
                         shared.metrics.watermark_ms.store(watermark, Relaxed);
+                        // Once the sources have finished with `--until-end`, every window
+                        // is final, also those whose last change comes out of differential
+                        // only now.
+                        let ended = reports_upper.is_none() && finish.get();
                         let due = match config.emit {
-                            Emit::Updates => None,
-                            Emit::Final => Some(watermark),
+                            Emit::Final if !ended => Some(watermark),
+                            _ => None,
                         };
                         windowing.writes(due, &windows, &mut decisions);
                         windowing.evict(table.eviction_horizon(), time, &windows, &mut decisions);
