@@ -122,10 +122,21 @@ struct RawReading<'a> {
 impl Reading {
     /// Parses one message payload.
     pub fn parse(payload: &[u8]) -> Result<Reading, Malformed> {
-        if payload.iter().all(u8::is_ascii_whitespace) {
-            return Err(Malformed::Empty);
+        match payload.iter().find(|b| !b.is_ascii_whitespace()) {
+            None => return Err(Malformed::Empty),
+            // serde would read a struct from an array too: only an object is a reading.
+            Some(b'{') => {}
+            Some(_) => {
+                return Err(
+                    match serde_json::from_slice::<serde::de::IgnoredAny>(payload) {
+                        Ok(_) => Malformed::NotAnObject,
+                        Err(_) => Malformed::InvalidJson,
+                    },
+                )
+            }
         }
-        let raw: RawReading = serde_json::from_slice(payload).map_err(|e| match e.classify() {
+        let text = std::str::from_utf8(payload).map_err(|_| Malformed::InvalidJson)?;
+        let raw: RawReading = serde_json::from_str(text).map_err(|e| match e.classify() {
             serde_json::error::Category::Data => Malformed::NotAnObject,
             _ => Malformed::InvalidJson,
         })?;
@@ -270,6 +281,8 @@ mod tests {
             ("  ", Malformed::Empty),
             ("{", Malformed::InvalidJson),
             ("[1]", Malformed::NotAnObject),
+            (r#"["a", 0, 1]"#, Malformed::NotAnObject),
+            ("7", Malformed::NotAnObject),
             (
                 r#"{"sensor":"a","sensor_name":"b","ts":0,"value":1}"#,
                 Malformed::NotAnObject,
@@ -323,7 +336,13 @@ mod tests {
     #[test]
     fn deep_nesting_and_invalid_utf8_are_malformed_not_fatal() {
         let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
-        assert_eq!(parse(&deep), Err(Malformed::InvalidJson));
+        assert_eq!(parse(&deep), Err(Malformed::NotAnObject));
+        let deep_field = format!(
+            r#"{{"sensor":{}{},"ts":0,"value":1}}"#,
+            "[".repeat(100_000),
+            "]".repeat(100_000)
+        );
+        assert_eq!(parse(&deep_field), Err(Malformed::BadSensor));
         assert_eq!(
             Reading::parse(b"{\"sensor\":\"\xff\"}"),
             Err(Malformed::InvalidJson)

@@ -1,0 +1,114 @@
+//! The InfluxDB v2 write path (`--influx-api v2`, through the influxdb2 client) against a
+//! real server that speaks `/api/v2/write`: VictoriaMetrics. It keeps every sample of a
+//! rewritten point (no upsert), so the run uses `--emit final`: one write per point.
+
+mod common;
+
+use common::*;
+use std::time::{Duration, Instant};
+
+/// Every sample VictoriaMetrics holds for `measurement`, as points.
+fn vm_points(measurement: &str) -> Points {
+    let url = service("MAXQ_TEST_INFLUX_V2");
+    ureq::get(&format!("{url}/internal/force_flush"))
+        .call()
+        .unwrap();
+    let text = ureq::get(&format!("{url}/api/v1/export"))
+        .query("match[]", &format!("{{__name__=~\"{measurement}_.*\"}}"))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    let mut fields: std::collections::BTreeMap<
+        (String, i64),
+        std::collections::BTreeMap<String, f64>,
+    > = Default::default();
+    for line in text.lines() {
+        let row: serde_json::Value = serde_json::from_str(line).unwrap();
+        let name = row["metric"]["__name__"].as_str().unwrap();
+        let field = name
+            .strip_prefix(&format!("{measurement}_"))
+            .unwrap()
+            .to_owned();
+        let sensor = row["metric"]["sensor"].as_str().unwrap().to_owned();
+        let times = row["timestamps"].as_array().unwrap();
+        let values = row["values"].as_array().unwrap();
+        assert_eq!(times.len(), values.len());
+        for (t, v) in times.iter().zip(values) {
+            let key = (sensor.clone(), t.as_i64().unwrap());
+            let previous = fields
+                .entry(key)
+                .or_default()
+                .insert(field.clone(), v.as_f64().unwrap());
+            assert!(previous.is_none(), "{sensor} {field} at {t} written twice");
+        }
+    }
+    fields
+        .into_iter()
+        .map(|(key, f)| {
+            let point = Point {
+                count: f["count"] as i64,
+                mean: f["mean"],
+                min: f["min"],
+                max: f["max"],
+                stddev: f["stddev"],
+            };
+            (key, point)
+        })
+        .collect()
+}
+
+#[test]
+fn v2_writes_reach_the_server_byte_for_byte() {
+    let topic = unique("v2");
+    create_topic(&topic, 3);
+    let messages = stream(7, 3, 12, 2_000, 60, 0);
+    produce(&topic, &messages);
+    let measurement = unique("vm");
+    let url = service("MAXQ_TEST_INFLUX_V2");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_maxq"))
+        .args([
+            "run",
+            "--brokers",
+            &brokers(),
+            "--topic",
+            &topic,
+            "--group",
+            &unique("group"),
+            "--until-end",
+        ])
+        .args(["-w", "2", "--emit", "final", "--measurement", &measurement])
+        .args([
+            "--influx-url",
+            &url,
+            "--influx-api",
+            "v2",
+            "--influx-org",
+            "maxq",
+            "--influx-bucket",
+            "telemetry",
+        ])
+        .env("INFLUX_TOKEN", "test-token")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("test-token"),
+        "the token never appears in logs"
+    );
+
+    let expected = reference(&messages, 60_000, 60_000, 5_000);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let actual = vm_points(&measurement);
+        if actual.len() == expected.len() || Instant::now() > deadline {
+            assert_same("v2 via VictoriaMetrics", &actual, &expected);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
