@@ -12,17 +12,185 @@ use std::time::Duration;
 #[derive(Debug, Parser)]
 #[command(name = "maxq", version, about, long_about = None)]
 pub struct Cli {
-    /// What to do.
+    /// What to do; without a subcommand, `demo`.
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 /// The subcommands.
+// Parsed once per process: the size of the `run` variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Read readings from Kafka, maintain window aggregates, write them to InfluxDB.
     #[command(disable_help_flag = true)]
     Run(RunArgs),
+    /// Publish readings from JSON lines, a JSON array or a SpaceX webcast capture to Kafka.
+    Produce(ProduceArgs),
+    /// Generate synthetic launch telemetry as JSON lines, or publish it to Kafka.
+    Generate(GenerateArgs),
+    /// Run the pipeline on an in-process broker with real and generated launches (default).
+    Demo(DemoArgs),
+}
+
+/// Where `produce` and `generate` publish.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Kafka")]
+pub struct BrokerArgs {
+    /// Bootstrap brokers, comma-separated `host:port`.
+    #[arg(long, value_name = "LIST", default_value = "localhost:9092")]
+    pub brokers: String,
+
+    /// Partitions of the topic when it has to be created.
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    pub partitions: usize,
+
+    /// Any librdkafka setting, e.g. `-X security.protocol=SASL_SSL`; repeatable, applied last.
+    #[arg(short = 'X', value_name = "KEY=VALUE", value_parser = key_value)]
+    pub librdkafka: Vec<(String, String)>,
+}
+
+/// A topic to publish to, with its broker settings.
+#[derive(Clone, Debug)]
+pub struct PublishArgs {
+    /// Bootstrap brokers.
+    pub brokers: String,
+    /// Topic.
+    pub topic: String,
+    /// Partitions when created.
+    pub partitions: usize,
+    /// Raw librdkafka settings.
+    pub librdkafka: Vec<(String, String)>,
+}
+
+impl BrokerArgs {
+    /// The publication target for `topic`.
+    pub fn target(&self, topic: &str) -> PublishArgs {
+        PublishArgs {
+            brokers: self.brokers.clone(),
+            topic: topic.to_owned(),
+            partitions: self.partitions,
+            librdkafka: self.librdkafka.clone(),
+        }
+    }
+}
+
+/// Input file formats of `produce`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum InputFormat {
+    /// One reading object per line.
+    Jsonl,
+    /// One JSON array of reading objects.
+    Json,
+    /// SpaceX webcast capture: `{"time": s, "velocity": .., "altitude": ..}` per line.
+    Spacex,
+}
+
+/// Flags of `maxq produce`.
+#[derive(Debug, Args)]
+pub struct ProduceArgs {
+    /// Input files; standard input when none.
+    pub files: Vec<PathBuf>,
+
+    /// Input format (detected when obvious).
+    #[arg(long, value_enum)]
+    pub format: Option<InputFormat>,
+
+    /// Topic to publish to (created with --partitions if absent).
+    #[arg(long, value_name = "NAME", default_value = "telemetry")]
+    pub topic: String,
+
+    /// Broker settings.
+    #[command(flatten)]
+    pub broker: BrokerArgs,
+
+    /// SpaceX format: the launch's T+0, RFC 3339 (CRS-11: 2017-06-03T21:07:38Z).
+    #[arg(long, value_name = "TIME", default_value = "2017-06-03T21:07:38Z")]
+    pub launch_time: String,
+
+    /// SpaceX format: sensor name prefix, e.g. `stage1` gives `stage1.velocity`.
+    #[arg(long, value_name = "PREFIX", default_value = "stage1")]
+    pub stage: String,
+
+    /// Readings per second (default: as fast as possible).
+    #[arg(long, value_name = "R", conflicts_with = "realtime")]
+    pub rate: Option<f64>,
+
+    /// At the recorded pace (see --speed).
+    #[arg(long)]
+    pub realtime: bool,
+
+    /// With --realtime: how many times faster than recorded.
+    #[arg(long, value_name = "X", default_value_t = 1.0)]
+    pub speed: f64,
+
+    /// Replay forever, each round shifted in time past the previous one.
+    #[arg(long = "loop")]
+    pub r#loop: bool,
+
+    /// Shift timestamps so that the first reading is now.
+    #[arg(long)]
+    pub rebase_now: bool,
+
+    /// Count and skip malformed input lines instead of failing on the first.
+    #[arg(long)]
+    pub skip_bad: bool,
+}
+
+/// Flags of `maxq generate`.
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// Number of sensors.
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub sensors: usize,
+
+    /// Samples per second per sensor.
+    #[arg(long, value_name = "HZ", default_value_t = 10.0)]
+    pub hz: f64,
+
+    /// Flight time covered.
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = duration)]
+    pub duration: Duration,
+
+    /// Seed: the same seed gives the same bytes.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+
+    /// T+0, RFC 3339.
+    #[arg(long, value_name = "TIME", default_value = "2026-11-25T12:00:00Z")]
+    pub launch_time: String,
+
+    /// Write JSON lines here instead of standard output.
+    #[arg(long, value_name = "FILE", conflicts_with = "topic")]
+    pub output: Option<PathBuf>,
+
+    /// Publish to this Kafka topic instead of writing JSON lines.
+    #[arg(long, value_name = "NAME")]
+    pub topic: Option<String>,
+
+    /// With --topic: readings per second (default: as fast as possible).
+    #[arg(long, value_name = "R", requires = "topic")]
+    pub rate: Option<f64>,
+
+    /// Broker settings (with --topic).
+    #[command(flatten)]
+    pub broker: BrokerArgs,
+}
+
+/// Flags of `maxq demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Worker threads.
+    #[arg(short = 'w', long = "workers", value_name = "N", default_value_t = 2)]
+    pub workers: usize,
+
+    /// Directory of the shared datasets (the CRS-11 capture); default: the repository's `datasets/`.
+    #[arg(long, value_name = "DIR")]
+    pub datasets: Option<PathBuf>,
+
+    /// Output.
+    #[command(flatten)]
+    pub sink: SinkArgs,
 }
 
 /// Flags of `maxq run`.

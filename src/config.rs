@@ -189,7 +189,8 @@ impl RunConfig {
 }
 
 impl SinkConfig {
-    fn from_args(s: &SinkArgs) -> Result<SinkConfig, ConfigError> {
+    /// Checks the output flags and reads the secrets.
+    pub fn from_args(s: &SinkArgs) -> Result<SinkConfig, ConfigError> {
         let mut measurement = String::new();
         if s.measurement.is_empty() || escape_measurement(&s.measurement, &mut measurement).is_err()
         {

@@ -8,8 +8,10 @@
 //! ```
 
 use std::cell::Cell;
+use std::collections::BTreeMap;
 use std::rc::Rc;
 use timely::dataflow::operators::vec::Broadcast;
+use timely::dataflow::operators::Capability;
 use timely::dataflow::operators::{ConnectLoop, Feedback};
 use timely::worker::Worker;
 
@@ -20,6 +22,9 @@ use crate::emit::{emit, EmitConfig};
 use crate::run::Shared;
 use crate::sink::sink;
 use crate::source::{kafka_source, KafkaInput};
+
+/// Records received per epoch, each epoch with a capability retained to send its results.
+pub type ByEpoch<D> = BTreeMap<u64, (Capability<u64>, Vec<D>)>;
 
 /// Builds the pipeline on `worker`. `finish` is read when the sources end: true when every
 /// window is to be finished (`--until-end`), false on a shutdown.

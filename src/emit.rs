@@ -27,6 +27,7 @@ use timely::dataflow::StreamVec;
 
 use crate::aggregate::{Aggregates, Stats, WindowKey};
 use crate::cli::Emit;
+use crate::dataflow::ByEpoch;
 use crate::run::Shared;
 use crate::source::Updates;
 use crate::watermark::{PartitionProgress, PartitionTable, ProgressStash};
@@ -137,8 +138,7 @@ pub fn emit<'scope>(
             "Emit",
             move |cap, _info| {
                 let mut held: Option<Capability<u64>> = Some(cap);
-                let mut stash: BTreeMap<u64, (Capability<u64>, Vec<((WindowKey, Stats), isize)>)> =
-                    BTreeMap::new();
+                let mut stash: ByEpoch<((WindowKey, Stats), isize)> = BTreeMap::new();
                 let mut progress_stash = ProgressStash::default();
                 let mut table = PartitionTable::new(config.partitions, config.max_state_age_ms);
                 let mut windowing = Windowing::default();

@@ -1,30 +1,47 @@
 //! The `maxq` binary: parse flags, run, map errors to exit codes.
 
 use clap::Parser;
+use std::io::IsTerminal;
 use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
 
 use maxq::cli::{Cli, Command};
 
 fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // The demo draws its own live view; elsewhere the progress lines are the view.
+    let default_level = match cli.command {
+        None | Some(Command::Demo(_)) => "warn",
+        _ => "info",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level)),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
-    let cli = Cli::parse();
     let result = match cli.command {
-        Command::Run(args) => maxq::run::run(&args).map(|summary| {
+        Some(Command::Run(args)) => maxq::run::run(&args).map(|summary| {
             tracing::info!(
                 readings = summary.readings,
                 late = summary.late,
-                malformed = summary.malformed,
+                malformed = ?summary.malformed,
                 points_written = summary.points_written,
                 seconds = summary.elapsed.as_secs_f64(),
                 "done"
             );
         }),
+        Some(Command::Produce(args)) => {
+            maxq::produce::produce(&args).map(|report| println!("{report}"))
+        }
+        Some(Command::Generate(args)) => maxq::generate::generate(&args).map(|report| {
+            if !report.is_empty() {
+                eprintln!("{report}");
+            }
+        }),
+        Some(Command::Demo(args)) => maxq::demo::demo(&args),
+        None => maxq::demo::demo(&maxq::demo::default_args()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

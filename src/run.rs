@@ -1,12 +1,14 @@
 //! `maxq run`: start the workers, run the dataflow to the end, report.
 
 use std::cell::Cell;
+use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tracing::{info, warn};
 
+use crate::aggregate::Stats;
 use crate::cli::RunArgs;
 use crate::config::{timely_config, RunConfig};
 use crate::kafka::partition_count;
@@ -29,9 +31,47 @@ pub struct Shared {
     /// Points handed to the sinks and not yet acknowledged.
     pub backlog: Arc<AtomicI64>,
     last_warning_s: Arc<AtomicU64>,
+    /// Sensors whose written windows are kept for a live view (the demo's).
+    pub watch: Option<Arc<Watch>>,
+}
+
+/// The windows written for a few sensors, kept for display.
+#[derive(Debug, Default)]
+pub struct Watch {
+    /// Escaped series of the sensors watched.
+    series: Vec<String>,
+    /// Every window written for them: (series, window start ms) → statistic.
+    pub windows: Mutex<BTreeMap<(String, i64), Stats>>,
+}
+
+impl Watch {
+    /// Watches the given escaped series.
+    pub fn new(series: Vec<String>) -> Watch {
+        Watch {
+            series,
+            windows: Mutex::default(),
+        }
+    }
+
+    /// Records a written window if its series is watched.
+    pub fn record(&self, series: &str, start_ms: i64, stats: &Stats) {
+        if self.series.iter().any(|s| s == series) {
+            if let Ok(mut windows) = self.windows.lock() {
+                windows.insert((series.to_owned(), start_ms), *stats);
+            }
+        }
+    }
 }
 
 impl Shared {
+    /// Shared state whose sinks also record the windows of the watched sensors.
+    pub fn watching(watch: Arc<Watch>) -> Shared {
+        Shared {
+            watch: Some(watch),
+            ..Shared::default()
+        }
+    }
+
     /// Records a fatal error (the first one wins) and stops every worker.
     pub fn fail(&self, message: impl Into<String>) {
         if let Ok(mut fatal) = self.fatal.lock() {
@@ -80,8 +120,8 @@ pub struct RunSummary {
     pub readings: u64,
     /// Late readings dropped.
     pub late: u64,
-    /// Malformed messages.
-    pub malformed: u64,
+    /// Malformed messages, per reason.
+    pub malformed: Vec<(Malformed, u64)>,
     /// Points written.
     pub points_written: u64,
     /// Wall time.
@@ -92,12 +132,20 @@ pub struct RunSummary {
 pub fn run(args: &RunArgs) -> anyhow::Result<RunSummary> {
     let config = RunConfig::from_args(args)?;
     let timely = timely_config(&args.cluster)?;
+    execute(config, timely, Shared::default())
+}
+
+/// Runs the pipeline with a checked configuration on the given timely cluster.
+pub fn execute(
+    config: RunConfig,
+    timely: timely::Config,
+    shared: Shared,
+) -> anyhow::Result<RunSummary> {
     let partitions = partition_count(&config.kafka)?;
-    let shared = Shared::default();
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(signal, shared.stop.clone())?;
     }
-    info!(topic = %config.kafka.topic, partitions, workers = args.cluster.workers, processes = args.cluster.processes, "starting");
+    info!(topic = %config.kafka.topic, partitions, "starting");
     let started = Instant::now();
     let reporter = start_reporter(shared.clone(), config.progress_interval);
     let config = Arc::new(config);
@@ -145,7 +193,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<RunSummary> {
     Ok(RunSummary {
         readings: m.readings.load(Relaxed),
         late: m.late.load(Relaxed),
-        malformed: m.malformed_total(),
+        malformed: m.malformed_counts(),
         points_written: m.points_written.load(Relaxed),
         elapsed: started.elapsed(),
     })

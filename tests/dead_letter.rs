@@ -30,14 +30,30 @@ fn malformed_messages_are_dead_lettered_with_origin_and_reason() {
         ("[1,2]", "not_an_object"),
         (r#"{"ts":1,"value":1}"#, "missing_sensor"),
         (r#"{"sensor":"a","ts":"x","value":1}"#, "bad_ts"),
-        (r#"{"sensor":"a","ts":1795564800000,"value":"NaN"}"#, "bad_value"),
+        (
+            r#"{"sensor":"a","ts":1795564800000,"value":"NaN"}"#,
+            "bad_value",
+        ),
     ];
     let mut expected_dead = BTreeMap::new();
     for (i, (payload, reason)) in bad.iter().enumerate() {
         let partition = (i % 2) as i32;
         let position = messages.iter().filter(|m| m.partition == partition).count() / 2 + i;
-        let index = messages.iter().enumerate().filter(|(_, m)| m.partition == partition).nth(position).unwrap().0;
-        messages.insert(index, Message { partition, key: "bad".into(), payload: payload.to_string() });
+        let index = messages
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| m.partition == partition)
+            .nth(position)
+            .unwrap()
+            .0;
+        messages.insert(
+            index,
+            Message {
+                partition,
+                key: "bad".into(),
+                payload: payload.to_string(),
+            },
+        );
         expected_dead.insert((partition, *reason), ());
     }
     produce(&topic, &messages);
@@ -56,14 +72,30 @@ fn malformed_messages_are_dead_lettered_with_origin_and_reason() {
 
     let db = unique("db");
     influx_create_db(&db);
-    let mut args: Vec<String> = ["run", "--brokers", &brokers(), "--topic", &topic, "--group", &unique("g"), "--until-end", "-w", "2", "--dead-letter-topic", &dead]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let mut args: Vec<String> = [
+        "run",
+        "--brokers",
+        &brokers(),
+        "--topic",
+        &topic,
+        "--group",
+        &unique("g"),
+        "--until-end",
+        "-w",
+        "2",
+        "--dead-letter-topic",
+        &dead,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     args.extend(v1_flags(&db, "telemetry_1m"));
     let out = maxq_ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("malformed"), "malformed messages are logged: {stderr}");
+    assert!(
+        stderr.contains("malformed"),
+        "malformed messages are logged: {stderr}"
+    );
 
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers())
@@ -80,13 +112,27 @@ fn malformed_messages_are_dead_lettered_with_origin_and_reason() {
             let offset: i64 = header(&m, "maxq.offset").parse().unwrap();
             let payload = String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned();
             assert_eq!(header(&m, "maxq.topic"), topic);
-            assert_eq!(offsets[&(partition, payload.clone())], offset, "offset of {payload:?}");
+            assert_eq!(
+                offsets[&(partition, payload.clone())],
+                offset,
+                "offset of {payload:?}"
+            );
             seen.push((partition, header(&m, "maxq.reason")));
         }
     }
-    let mut expected: Vec<(i32, String)> = expected_dead.keys().map(|(p, r)| (*p, r.to_string())).collect();
+    let mut expected: Vec<(i32, String)> = expected_dead
+        .keys()
+        .map(|(p, r)| (*p, r.to_string()))
+        .collect();
     expected.sort();
     seen.sort();
-    assert_eq!(seen, expected, "every malformed message dead-lettered once, with its reason");
-    assert_same("valid data", &influx_points(&db, "telemetry_1m"), &reference(&messages, 60_000, 60_000, 5_000));
+    assert_eq!(
+        seen, expected,
+        "every malformed message dead-lettered once, with its reason"
+    );
+    assert_same(
+        "valid data",
+        &influx_points(&db, "telemetry_1m"),
+        &reference(&messages, 60_000, 60_000, 5_000),
+    );
 }

@@ -23,8 +23,9 @@ use super::retry::Backoff;
 use super::{WriteError, Writer};
 use crate::aggregate::{Stats, WindowKey};
 use crate::config::SinkConfig;
+use crate::dataflow::ByEpoch;
 use crate::emit::Writes;
-use crate::run::Shared;
+use crate::run::{Shared, Watch};
 
 /// Acknowledgements: an empty stream whose frontier is the durably written epoch.
 pub type Acks<'scope> = StreamVec<'scope, u64, ()>;
@@ -53,8 +54,7 @@ pub fn sink<'scope>(
         move |_cap, info| {
             let activator = worker.sync_activator_for(info.address.to_vec());
             let (jobs, done) = spawn_writer(config.clone(), index, shared.clone(), activator);
-            let mut pending: BTreeMap<u64, (Capability<u64>, Vec<(WindowKey, Stats)>)> =
-                BTreeMap::new();
+            let mut pending: ByEpoch<(WindowKey, Stats)> = BTreeMap::new();
             let mut in_flight: VecDeque<(Vec<Capability<u64>>, u64)> = VecDeque::new();
             move |(input, frontier), _output| {
                 input.for_each(|cap, data| {
@@ -90,7 +90,7 @@ pub fn sink<'scope>(
                     return;
                 }
                 let (caps, epochs): (Vec<_>, Vec<_>) = sealed.into_values().unzip();
-                let job = encode(epochs, &config);
+                let job = encode(epochs, &config, shared.watch.as_deref());
                 let points = job.points;
                 debug!(
                     worker = index,
@@ -108,7 +108,7 @@ pub fn sink<'scope>(
 
 /// Encodes sealed epochs into request bodies. A key written in several of them is written
 /// once, with its newest value.
-fn encode(epochs: Vec<Vec<(WindowKey, Stats)>>, config: &SinkConfig) -> Job {
+fn encode(epochs: Vec<Vec<(WindowKey, Stats)>>, config: &SinkConfig, watch: Option<&Watch>) -> Job {
     let points: Vec<(WindowKey, Stats)> = if epochs.len() == 1 {
         epochs.into_iter().flatten().collect()
     } else {
@@ -119,6 +119,9 @@ fn encode(epochs: Vec<Vec<(WindowKey, Stats)>>, config: &SinkConfig) -> Job {
     for chunk in points.chunks(config.batch_size) {
         let mut body = String::with_capacity(chunk.len() * 128);
         for (key, stats) in chunk {
+            if let Some(watch) = watch {
+                watch.record(&key.series, key.start_ms, stats);
+            }
             encode_point(
                 &config.measurement,
                 &key.series,

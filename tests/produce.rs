@@ -1,0 +1,271 @@
+//! `maxq produce` and `maxq generate` against the real broker.
+
+mod common;
+
+use common::*;
+use maxq::reading::Reading;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{ClientConfig, Message as _};
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// Every message of `topic` as (partition, reading), read with a plain consumer.
+fn read_back(topic: &str, expected: usize) -> Vec<(i32, Reading)> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("group.id", unique("reader"))
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[topic]).unwrap();
+    let mut out = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while out.len() < expected && Instant::now() < deadline {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+            out.push((m.partition(), Reading::parse(m.payload().unwrap()).unwrap()));
+        }
+    }
+    out
+}
+
+fn maxq_produce(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_maxq"))
+        .arg("produce")
+        .arg("--brokers")
+        .arg(brokers())
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn a_produced_file_reads_back_identical_and_each_sensor_in_one_partition() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("readings.jsonl");
+    let messages = stream(9, 1, 25, 3_000, 20, 0);
+    std::fs::write(
+        &file,
+        messages
+            .iter()
+            .map(|m| format!("{}\n", m.payload))
+            .collect::<String>(),
+    )
+    .unwrap();
+    let topic = unique("produce");
+    let report = maxq_produce(&[
+        "--topic",
+        &topic,
+        "--partitions",
+        "3",
+        file.to_str().unwrap(),
+    ]);
+    assert!(report.contains("sent 3000 readings, 0 failed"), "{report}");
+
+    let mut expected: Vec<Reading> = messages
+        .iter()
+        .map(|m| Reading::parse(m.payload.as_bytes()).unwrap())
+        .collect();
+    let back = read_back(&topic, expected.len());
+    let mut partition_of: BTreeMap<String, i32> = BTreeMap::new();
+    for (p, r) in &back {
+        assert_eq!(
+            *partition_of.entry(r.series.clone()).or_insert(*p),
+            *p,
+            "{} in two partitions",
+            r.series
+        );
+    }
+    let mut actual: Vec<Reading> = back.into_iter().map(|(_, r)| r).collect();
+    let order = |a: &Reading, b: &Reading| {
+        (&a.series, a.ts_ms, a.value.to_bits()).cmp(&(&b.series, b.ts_ms, b.value.to_bits()))
+    };
+    expected.sort_by(order);
+    actual.sort_by(order);
+    assert_eq!(actual, expected);
+}
+
+#[test]
+fn existing_topic_with_other_partition_count_is_a_clear_error() {
+    let topic = unique("parts");
+    create_topic(&topic, 2);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("one.jsonl");
+    std::fs::write(&file, "{\"sensor\":\"a\",\"ts\":0,\"value\":1}\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_maxq"))
+        .args([
+            "produce",
+            "--brokers",
+            &brokers(),
+            "--topic",
+            &topic,
+            "--partitions",
+            "4",
+            file.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--partitions 2"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn a_bad_line_names_file_and_line_unless_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.jsonl");
+    std::fs::write(&file, "{\"sensor\":\"a\",\"ts\":0,\"value\":1}\nnot json\n").unwrap();
+    let topic = unique("badline");
+    let out = Command::new(env!("CARGO_BIN_EXE_maxq"))
+        .args([
+            "produce",
+            "--brokers",
+            &brokers(),
+            "--topic",
+            &topic,
+            file.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("bad.jsonl:2"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = maxq_produce(&["--topic", &topic, "--skip-bad", file.to_str().unwrap()]);
+    assert!(report.contains("sent 1 readings"), "{report}");
+}
+
+#[test]
+fn rate_5000_for_3_seconds_sends_15000_in_3_seconds() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("many.jsonl");
+    let lines: String = (0..15_000)
+        .map(|i| format!("{{\"sensor\":\"s{}\",\"ts\":{i},\"value\":1}}\n", i % 50))
+        .collect();
+    std::fs::write(&file, lines).unwrap();
+    let topic = unique("rate");
+    create_topic(&topic, 2);
+    let started = Instant::now();
+    maxq_produce(&[
+        "--topic",
+        &topic,
+        "--partitions",
+        "2",
+        "--rate",
+        "5000",
+        file.to_str().unwrap(),
+    ]);
+    let seconds = started.elapsed().as_secs_f64();
+    assert!(
+        (2.7..3.6).contains(&seconds),
+        "15 000 readings at --rate 5000 took {seconds:.2} s"
+    );
+}
+
+#[test]
+fn generate_is_deterministic_per_seed() {
+    let run = |seed: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_maxq"))
+            .args([
+                "generate",
+                "--sensors",
+                "20",
+                "--hz",
+                "5",
+                "--duration",
+                "30s",
+                "--seed",
+                seed,
+            ])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        out.stdout
+    };
+    let a = run("1");
+    assert!(a.len() > 10_000);
+    assert_eq!(a, run("1"));
+    assert_ne!(a, run("2"));
+}
+
+#[test]
+fn crs11_through_the_pipeline_shows_meco_and_apogee() {
+    let topic = unique("crs11");
+    let capture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/datasets/crs-11/stage1_raw.jsonl"
+    );
+    maxq_produce(&[
+        "--topic",
+        &topic,
+        "--partitions",
+        "4",
+        "--format",
+        "spacex",
+        "--launch-time",
+        "2017-06-03T21:07:38Z",
+        "--stage",
+        "stage1",
+        capture,
+    ]);
+    let db = unique("db");
+    influx_create_db(&db);
+    let mut args: Vec<String> = [
+        "run",
+        "--brokers",
+        &brokers(),
+        "--topic",
+        &topic,
+        "--group",
+        &unique("g"),
+        "--until-end",
+        "-w",
+        "2",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.extend(v1_flags(&db, "telemetry_1m"));
+    maxq_ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let points = influx_points(&db, "telemetry_1m");
+    let launch = chrono::DateTime::parse_from_rfc3339("2017-06-03T21:07:38Z")
+        .unwrap()
+        .timestamp_millis();
+    let minute_of = |t_plus_s: i64| (launch + t_plus_s * 1000).div_euclid(60_000) * 60_000;
+    let peak = |sensor: &str| {
+        points
+            .iter()
+            .filter(|((s, _), _)| s == sensor)
+            .max_by(|a, b| a.1.max.total_cmp(&b.1.max))
+            .map(|((_, start), p)| (*start, p.max))
+            .unwrap()
+    };
+    let (velocity_minute, velocity) = peak("stage1.velocity");
+    assert_eq!(
+        velocity_minute,
+        minute_of(145),
+        "highest velocity in the minute of MECO (T+145 s)"
+    );
+    assert!(
+        (1_600.0..1_800.0).contains(&velocity),
+        "peak stage-1 velocity {velocity} m/s"
+    );
+    let (altitude_minute, altitude) = peak("stage1.altitude");
+    assert_eq!(
+        altitude_minute,
+        minute_of(248),
+        "highest altitude in the minute of apogee (T+248 s)"
+    );
+    assert!((110.0..130.0).contains(&altitude), "apogee {altitude} km");
+}
