@@ -78,7 +78,7 @@ fn kafka_config(args: &PublishArgs) -> KafkaConfig {
     KafkaConfig {
         brokers: args.brokers.clone(),
         topic: args.topic.clone(),
-        group: String::new(),
+        group: "maxq-produce".to_owned(),
         start: crate::cli::StartFrom::Earliest,
         until_end: false,
         dead_letter_topic: None,
