@@ -10,11 +10,15 @@ use std::time::Duration;
 
 /// maxq: rocket-launch telemetry from Kafka to per-sensor window aggregates in InfluxDB.
 #[derive(Debug, Parser)]
-#[command(name = "maxq", version, about, long_about = None)]
+#[command(name = "maxq", version, about, long_about = None, args_conflicts_with_subcommands = true)]
 pub struct Cli {
     /// What to do; without a subcommand, `demo`.
     #[command(subcommand)]
     pub command: Option<Command>,
+
+    /// The demo's flags, when no subcommand is given.
+    #[command(flatten)]
+    pub demo: DemoArgs,
 }
 
 /// The subcommands.
@@ -183,10 +187,6 @@ pub struct DemoArgs {
     /// Worker threads.
     #[arg(short = 'w', long = "workers", value_name = "N", default_value_t = 2)]
     pub workers: usize,
-
-    /// Directory of the shared datasets (the CRS-11 capture); default: the repository's `datasets/`.
-    #[arg(long, value_name = "DIR")]
-    pub datasets: Option<PathBuf>,
 
     /// Output.
     #[command(flatten)]

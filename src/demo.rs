@@ -39,14 +39,6 @@ const WATCHED: [&str; 4] = [
     "sensor=altitude.0,unit=m",
 ];
 
-/// The demo's flags when none are given.
-pub fn default_args() -> DemoArgs {
-    match Cli::parse_from(["maxq", "demo"]).command {
-        Some(Command::Demo(args)) => args,
-        _ => unreachable!("`maxq demo` parses as the demo"),
-    }
-}
-
 fn ms(rfc3339: &str) -> i64 {
     chrono::DateTime::parse_from_rfc3339(rfc3339)
         .expect("a valid constant")

@@ -41,7 +41,7 @@ fn main() -> ExitCode {
             }
         }),
         Some(Command::Demo(args)) => maxq::demo::demo(&args),
-        None => maxq::demo::demo(&maxq::demo::default_args()),
+        None => maxq::demo::demo(&cli.demo),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
