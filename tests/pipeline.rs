@@ -176,3 +176,47 @@ fn missing_topic_and_missing_database_fail_naming_the_flag() {
     assert!(!out.status.success());
     assert!(stderr.contains("--influx-db"), "{stderr}");
 }
+
+#[test]
+fn until_end_commits_the_end_offsets_for_lag_tooling() {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+    let topic = unique("commit");
+    create_topic(&topic, 3);
+    let messages = stream(10, 3, 9, 700, 60, 0);
+    produce(&topic, &messages);
+    let group = unique("group");
+    maxq_ok(&strs(&run_args(
+        &topic,
+        &group,
+        &[
+            "-w",
+            "2",
+            "--output-dir",
+            tempfile::tempdir().unwrap().path().to_str().unwrap(),
+        ],
+    )));
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("group.id", &group)
+        .create()
+        .unwrap();
+    let mut wanted = TopicPartitionList::new();
+    for p in 0..3 {
+        wanted.add_partition(&topic, p);
+    }
+    let committed = consumer
+        .committed_offsets(wanted, std::time::Duration::from_secs(10))
+        .unwrap();
+    for p in 0..3 {
+        let (_, high) = consumer
+            .fetch_watermarks(&topic, p, std::time::Duration::from_secs(10))
+            .unwrap();
+        let offset = committed.find_partition(&topic, p).unwrap().offset();
+        assert_eq!(
+            offset,
+            Offset::Offset(high),
+            "partition {p}: committed {offset:?}, end {high}"
+        );
+    }
+}
