@@ -1,8 +1,9 @@
 //! Kafka client configuration and the checks made once, before the dataflow starts.
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::{ClientConfig, ClientContext};
 use std::time::Duration;
+use tracing::warn;
 
 use crate::config::KafkaConfig;
 
@@ -13,12 +14,12 @@ pub const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug, thiserror::Error)]
 pub enum KafkaError {
     /// The brokers did not answer.
-    #[error("cannot reach Kafka at --brokers {brokers}: {source}; check the address and that the broker is up")]
+    #[error("cannot reach Kafka at --brokers {brokers} ({cause}); check the address and that the broker is up")]
     Unreachable {
         /// The `--brokers` value.
         brokers: String,
         /// librdkafka's error.
-        source: rdkafka::error::KafkaError,
+        cause: rdkafka::error::KafkaError,
     },
     /// The topic does not exist.
     #[error("topic {topic:?} does not exist on --brokers {brokers}; create it (e.g. `maxq produce --partitions 8`) or fix --topic")]
@@ -29,14 +30,29 @@ pub enum KafkaError {
         brokers: String,
     },
     /// Any other client error.
-    #[error("Kafka ({context}): {source}")]
+    #[error("Kafka ({context}): {cause}")]
     Client {
         /// What was being done.
         context: String,
         /// librdkafka's error.
-        source: rdkafka::error::KafkaError,
+        cause: rdkafka::error::KafkaError,
     },
 }
+
+/// A client context that logs librdkafka's errors as warnings (librdkafka retries on its
+/// own; a failure that matters surfaces as an error of the call that needed it), except
+/// end-of-partition, which the source expects: it tells a partition is caught up.
+pub struct LogContext;
+
+impl ClientContext for LogContext {
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        if !matches!(error, rdkafka::error::KafkaError::PartitionEOF(_)) {
+            warn!("Kafka: {error}: {reason}");
+        }
+    }
+}
+
+impl ConsumerContext for LogContext {}
 
 /// Base client settings: brokers, then every `-X`, so that `-X` can override anything.
 pub fn client_config(kafka: &KafkaConfig, extra: &[(&str, &str)]) -> ClientConfig {
@@ -70,19 +86,19 @@ pub fn client_error(
     context: impl Into<String>,
 ) -> impl FnOnce(rdkafka::error::KafkaError) -> KafkaError {
     let context = context.into();
-    move |source| KafkaError::Client { context, source }
+    move |cause| KafkaError::Client { context, cause }
 }
 
 /// Number of partitions of `--topic`, failing clearly when the broker or topic is missing.
 pub fn partition_count(kafka: &KafkaConfig) -> Result<usize, KafkaError> {
-    let consumer: BaseConsumer = consumer_config(kafka)
-        .create()
+    let consumer: BaseConsumer<LogContext> = consumer_config(kafka)
+        .create_with_context(LogContext)
         .map_err(client_error("creating the consumer"))?;
     let metadata = consumer
         .fetch_metadata(Some(&kafka.topic), METADATA_TIMEOUT)
-        .map_err(|source| KafkaError::Unreachable {
+        .map_err(|cause| KafkaError::Unreachable {
             brokers: kafka.brokers.clone(),
-            source,
+            cause,
         })?;
     match metadata.topics().iter().find(|t| t.name() == kafka.topic) {
         Some(topic) if topic.error().is_none() && !topic.partitions().is_empty() => {

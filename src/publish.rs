@@ -99,10 +99,10 @@ pub fn ensure_topic(args: &PublishArgs) -> anyhow::Result<()> {
     );
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
     let results =
-        futures::executor::block_on(admin.create_topics([&topic], &options)).map_err(|source| {
+        futures::executor::block_on(admin.create_topics([&topic], &options)).map_err(|cause| {
             KafkaError::Unreachable {
                 brokers: args.brokers.clone(),
-                source,
+                cause,
             }
         })?;
     for result in results {

@@ -10,9 +10,8 @@
 //! `(key, epoch, Stats)`, and one [`PartitionProgress`] per owned partition at the end of
 //! every epoch.
 
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError as RdKafkaError;
-use rdkafka::ClientContext;
 use rdkafka::{Message, Offset, TopicPartitionList};
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -22,13 +21,12 @@ use timely::container::CapacityContainerBuilder;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::{Scope, StreamVec};
-use tracing::warn;
 
 use super::{DeadLetters, OwnedPartitions, PartitionState};
 use crate::aggregate::{Stats, WindowKey};
 use crate::cli::StartFrom;
 use crate::config::RunConfig;
-use crate::kafka::{client_error, consumer_config, KafkaError, METADATA_TIMEOUT};
+use crate::kafka::{client_error, consumer_config, KafkaError, LogContext, METADATA_TIMEOUT};
 use crate::reading::Reading;
 use crate::run::Shared;
 use crate::watermark::PartitionProgress;
@@ -42,24 +40,10 @@ const IDLE_POLL: Duration = Duration::from_millis(5);
 /// The update stream fed to differential.
 pub type Updates<'scope> = StreamVec<'scope, u64, (WindowKey, u64, Stats)>;
 
-/// The consumer's context: end-of-partition is an expected event here (it tells the source
-/// a partition is caught up), not an error to log.
-pub struct SourceContext;
-
-impl ClientContext for SourceContext {
-    fn error(&self, error: RdKafkaError, reason: &str) {
-        if !matches!(error, RdKafkaError::PartitionEOF(_)) {
-            warn!("Kafka: {error}: {reason}");
-        }
-    }
-}
-
-impl ConsumerContext for SourceContext {}
-
 /// A worker's Kafka input, connected and assigned.
 pub struct KafkaInput {
     /// The worker's consumer, shared with the commit operator.
-    pub consumer: Rc<BaseConsumer<SourceContext>>,
+    pub consumer: Rc<BaseConsumer<LogContext>>,
     /// The partitions this worker owns.
     pub partitions: Rc<RefCell<OwnedPartitions>>,
     /// The dead-letter producer, shared with the commit operator.
@@ -76,8 +60,8 @@ impl KafkaInput {
         partitions: usize,
     ) -> Result<Self, KafkaError> {
         let kafka = &config.kafka;
-        let consumer: BaseConsumer<SourceContext> = consumer_config(kafka)
-            .create_with_context(SourceContext)
+        let consumer: BaseConsumer<LogContext> = consumer_config(kafka)
+            .create_with_context(LogContext)
             .map_err(client_error("creating the consumer"))?;
         let ids = OwnedPartitions::ids(index, peers, partitions);
         let mut wanted = TopicPartitionList::new();
