@@ -40,16 +40,17 @@ install() {
   dpkg -s pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
   if [ ${#missing[@]} -gt 0 ]; then
     log "installing ${missing[*]} (apt)"
-    sudo_if_needed apt-get update -q
-    sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
+    # Installers print to stderr: `start` prints only the environment on stdout.
+    sudo_if_needed apt-get update -q >&2
+    sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >&2
   fi
   if [ ! -x "$tansu" ]; then
     log "building tansu $tansu_version with sqlite storage (about 15 minutes on 2 cores, once)"
-    cargo install tansu --version "$tansu_version" --features libsql --locked --root "$tansu_root"
+    cargo install tansu --version "$tansu_version" --features libsql --locked --root "$tansu_root" >&2
   fi
   if ! cargo nextest --version >/dev/null 2>&1; then
     log "installing cargo-nextest"
-    cargo install cargo-nextest --locked
+    cargo install cargo-nextest --locked >&2
   fi
 }
 

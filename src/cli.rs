@@ -285,6 +285,10 @@ pub struct KafkaArgs {
     #[arg(long, value_name = "TOPIC")]
     pub dead_letter_topic: Option<String>,
 
+    /// Topic where maxq records, per partition, where a restart resumes (created if absent).
+    #[arg(long, value_name = "TOPIC", default_value = "maxq.resume")]
+    pub resume_topic: String,
+
     /// Commit offsets this often (only what every worker's sink has durably written).
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = duration)]
     pub commit_interval: Duration,

@@ -21,7 +21,7 @@ use tracing::{debug, warn};
 
 use crate::run::Shared;
 use crate::sink::Acks;
-use crate::source::KafkaInput;
+use crate::source::{KafkaInput, ResumePoint};
 use crate::watermark::{PartitionProgress, PartitionTable, ProgressStash};
 
 /// Commit-operator settings.
@@ -34,6 +34,8 @@ pub struct CommitConfig {
     pub max_state_age_ms: i64,
     /// Commit period.
     pub interval: Duration,
+    /// `--lateness`, ms.
+    pub lateness_ms: i64,
 }
 
 /// Builds worker's commit operator. `finish` says, once the sources end, whether every
@@ -49,6 +51,7 @@ pub fn commit<'scope>(
     let consumer = input.consumer.clone();
     let partitions = input.partitions.clone();
     let dead_letters = input.dead_letters.clone();
+    let resume_log = input.resume_log.clone();
     progress.binary_frontier::<_, CapacityContainerBuilder<Vec<()>>, _, _, _, _>(
         acks,
         Pipeline,
@@ -58,7 +61,7 @@ pub fn commit<'scope>(
             let mut stash = ProgressStash::default();
             let mut table = PartitionTable::new(config.partitions, config.max_state_age_ms);
             let mut last_commit = Instant::now();
-            let mut committed: BTreeMap<i32, i64> = BTreeMap::new();
+            let mut committed: BTreeMap<i32, ResumePoint> = BTreeMap::new();
             move |(reports, reports_frontier), (acks, acks_frontier), _output| {
                 reports.for_each(|cap, data| {
                     if let Some(time) = cap.least() {
@@ -87,22 +90,19 @@ pub fn commit<'scope>(
                 } else {
                     table.eviction_horizon()
                 };
+                let mut points = BTreeMap::new();
                 let mut offsets = TopicPartitionList::new();
                 for state in partitions.borrow_mut().states.iter_mut() {
                     let Some(report) = table.get(state.partition) else {
                         continue;
                     };
-                    let offset = state.resume_offset(horizon, report.next_offset);
-                    if committed.get(&state.partition) != Some(&offset) {
-                        committed.insert(state.partition, offset);
-                        let _ = offsets.add_partition_offset(
-                            &config.topic,
-                            state.partition,
-                            Offset::Offset(offset),
-                        );
+                    let point = state.resume_point(horizon, report, config.lateness_ms);
+                    if committed.get(&state.partition) != Some(&point) {
+                        points.insert(state.partition, point);
+                        let _ = offsets.add_partition_offset(&config.topic, state.partition, Offset::Offset(point.offset));
                     }
                 }
-                if offsets.count() == 0 {
+                if points.is_empty() {
                     return;
                 }
                 if let Some(dl) = &dead_letters {
@@ -111,12 +111,14 @@ pub fn commit<'scope>(
                         return;
                     }
                 }
+                if let Err(e) = resume_log.save(&points) {
+                    shared.fail(e);
+                    return;
+                }
+                committed.extend(points);
                 match consumer.commit(&offsets, CommitMode::Sync) {
                     Ok(()) => debug!(?offsets, "committed"),
-                    Err(e) => {
-                        warn!("committing offsets failed (retried at the next interval): {e}");
-                        committed.clear();
-                    }
+                    Err(e) => warn!("committing group offsets failed (the resume log has them; retried at the next change): {e}"),
                 }
             }
         },

@@ -99,6 +99,8 @@ pub struct KafkaConfig {
     pub until_end: bool,
     /// Dead-letter topic.
     pub dead_letter_topic: Option<String>,
+    /// Resume-log topic.
+    pub resume_topic: String,
     /// Commit period.
     pub commit_interval: Duration,
     /// Raw librdkafka settings, applied last.
@@ -170,6 +172,7 @@ impl RunConfig {
                 start: k.start,
                 until_end: k.until_end,
                 dead_letter_topic: k.dead_letter_topic.clone(),
+                resume_topic: k.resume_topic.clone(),
                 commit_interval: k.commit_interval,
                 librdkafka: k.librdkafka.clone(),
             },

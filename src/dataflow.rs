@@ -34,6 +34,7 @@ pub fn build(
     partitions: usize,
     input: &KafkaInput,
     finish: Rc<Cell<bool>>,
+    evicted_below: Option<i64>,
     shared: Shared,
 ) {
     let index = worker.index();
@@ -47,6 +48,7 @@ pub fn build(
             emit: config.emit,
             partitions,
             max_state_age_ms: config.max_state_age_ms,
+            evicted_below,
         };
         let (writes, evictions) = emit(
             aggregates,
@@ -62,6 +64,7 @@ pub fn build(
             partitions,
             max_state_age_ms: config.max_state_age_ms,
             interval: config.kafka.commit_interval,
+            lateness_ms: config.lateness_ms,
         };
         commit(progress, acks, input, commit_config, finish, shared);
     });

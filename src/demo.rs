@@ -49,6 +49,7 @@ fn ms(rfc3339: &str) -> i64 {
 pub fn demo(args: &DemoArgs) -> anyhow::Result<()> {
     let cluster = MockCluster::new(1).context("starting the in-process broker")?;
     cluster.create_topic(TOPIC, PARTITIONS, 1)?;
+    cluster.create_topic("maxq.resume", 1, 1)?;
     let brokers = cluster.bootstrap_servers();
     let published = publish(&brokers)?;
     eprintln!("maxq demo: published {published} readings (CRS-11 stage 1, real; one generated launch) to an in-process broker, {PARTITIONS} partitions");

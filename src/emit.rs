@@ -54,6 +54,8 @@ pub struct EmitConfig {
     pub partitions: usize,
     /// `--max-state-age`, ms.
     pub max_state_age_ms: i64,
+    /// Windows ending at or before this were evicted by a previous run.
+    pub evicted_below: Option<i64>,
 }
 
 /// Live keys and what has been written of them.
@@ -141,7 +143,10 @@ pub fn emit<'scope>(
                 let mut stash: ByEpoch<((WindowKey, Stats), isize)> = BTreeMap::new();
                 let mut progress_stash = ProgressStash::default();
                 let mut table = PartitionTable::new(config.partitions, config.max_state_age_ms);
-                let mut windowing = Windowing::default();
+                let mut windowing = Windowing {
+                    evicted_below: config.evicted_below,
+                    ..Windowing::default()
+                };
                 let windows = config.windows;
                 move |(changes, changes_frontier), (reports, reports_frontier), output| {
                     changes.for_each(|cap, data| {
@@ -194,8 +199,17 @@ pub fn emit<'scope>(
                             Emit::Final if !ended => Some(watermark),
                             _ => None,
                         };
-                        windowing.writes(due, &windows, &mut decisions);
-                        windowing.evict(table.eviction_horizon(), time, &windows, &mut decisions);
+                        // While a restart replays what was written before, windows are
+                        // partial rebuilds: neither written nor evicted until it caught up.
+                        if ended || !table.replaying() {
+                            windowing.writes(due, &windows, &mut decisions);
+                            windowing.evict(
+                                table.eviction_horizon(),
+                                time,
+                                &windows,
+                                &mut decisions,
+                            );
+                        }
                         output.session(&cap).give_iterator(decisions.drain(..));
                     }
                     match reports_upper {

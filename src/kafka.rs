@@ -1,7 +1,10 @@
 //! Kafka client configuration and the checks made once, before the dataflow starts.
 
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::producer::{DeliveryResult, ProducerContext};
 use rdkafka::{ClientConfig, ClientContext};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
 use std::time::Duration;
 use tracing::warn;
 
@@ -108,5 +111,52 @@ pub fn partition_count(kafka: &KafkaConfig) -> Result<usize, KafkaError> {
             topic: kafka.topic.clone(),
             brokers: kafka.brokers.clone(),
         }),
+    }
+}
+
+/// Counts deliveries that failed, keeping the last error for the message.
+#[derive(Default)]
+pub struct DeliveryTracker {
+    failed: AtomicU64,
+    last_error: Mutex<Option<String>>,
+}
+
+impl DeliveryTracker {
+    /// Records a failed send or delivery.
+    pub fn fail(&self, error: &rdkafka::error::KafkaError) {
+        self.failed.fetch_add(1, Relaxed);
+        if let Ok(mut last) = self.last_error.lock() {
+            *last = Some(error.to_string());
+        }
+    }
+
+    /// An error saying how many messages failed, if any did.
+    pub fn check(&self) -> Result<(), String> {
+        match self.failed.load(Relaxed) {
+            0 => Ok(()),
+            failed => {
+                let last = self
+                    .last_error
+                    .lock()
+                    .ok()
+                    .and_then(|l| l.clone())
+                    .unwrap_or_default();
+                Err(format!(
+                    "{failed} messages not delivered (last error: {last})"
+                ))
+            }
+        }
+    }
+}
+
+impl ClientContext for DeliveryTracker {}
+
+impl ProducerContext for DeliveryTracker {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        if let Err((e, _)) = result {
+            self.fail(e);
+        }
     }
 }

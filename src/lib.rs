@@ -29,6 +29,7 @@ pub mod metrics;
 pub mod produce;
 pub mod publish;
 pub mod reading;
+pub mod resume;
 pub mod run;
 pub mod sink;
 pub mod source;

@@ -82,6 +82,7 @@ fn kafka_config(args: &PublishArgs) -> KafkaConfig {
         start: crate::cli::StartFrom::Earliest,
         until_end: false,
         dead_letter_topic: None,
+        resume_topic: String::new(),
         commit_interval: Duration::ZERO,
         librdkafka: args.librdkafka.clone(),
     }

@@ -142,6 +142,11 @@ pub fn execute(
     shared: Shared,
 ) -> anyhow::Result<RunSummary> {
     let partitions = partition_count(&config.kafka)?;
+    let resume = Arc::new(crate::resume::load(&config.kafka)?);
+    let evicted_below = resume.values().filter_map(|p| p.evicted_below).max();
+    if !resume.is_empty() {
+        info!(partitions = resume.len(), "resuming from the resume log");
+    }
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(signal, shared.stop.clone())?;
     }
@@ -153,8 +158,9 @@ pub fn execute(
     let guards = timely::execute(timely, move |worker| -> Result<(), String> {
         let shared = worker_shared.clone();
         let config = Rc::new(RunConfig::clone(&config));
-        let input = KafkaInput::connect(&config, worker.index(), worker.peers(), partitions)
-            .map_err(|e| e.to_string())?;
+        let input =
+            KafkaInput::connect(&config, worker.index(), worker.peers(), partitions, &resume)
+                .map_err(|e| e.to_string())?;
         let finish = Rc::new(Cell::new(config.kafka.until_end));
         crate::dataflow::build(
             worker,
@@ -162,6 +168,7 @@ pub fn execute(
             partitions,
             &input,
             finish.clone(),
+            evicted_below,
             shared.clone(),
         );
         while worker.step_or_park(Some(Duration::from_millis(100))) {

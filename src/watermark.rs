@@ -25,6 +25,8 @@ pub struct PartitionProgress {
     pub idle: bool,
     /// Offset of the next message the source will read.
     pub next_offset: i64,
+    /// Still replaying what a previous run had written.
+    pub replaying: bool,
 }
 
 /// The latest progress of every partition of the topic.
@@ -57,6 +59,11 @@ impl PartitionTable {
 
     fn complete(&self) -> bool {
         self.latest.len() == self.partitions
+    }
+
+    /// Whether any partition is still replaying what a previous run wrote.
+    pub fn replaying(&self) -> bool {
+        self.latest.values().any(|p| p.replaying)
     }
 
     /// The pipeline watermark; `i64::MIN` until every partition has reported.
@@ -121,6 +128,7 @@ mod tests {
             watermark_ms,
             idle,
             next_offset: 0,
+            replaying: false,
         }
     }
 

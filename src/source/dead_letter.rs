@@ -1,37 +1,13 @@
 //! The dead-letter topic: malformed messages forwarded with their origin and reason.
 
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
-use rdkafka::{ClientContext, Message};
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::Mutex;
+use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
+use rdkafka::Message;
 use std::time::Duration;
 
 use crate::config::KafkaConfig;
-use crate::kafka::{client_config, client_error, KafkaError};
+use crate::kafka::{client_config, client_error, DeliveryTracker, KafkaError};
 use crate::reading::Malformed;
-
-/// Counts deliveries that failed, keeping the last error for the message.
-#[derive(Default)]
-pub struct DeliveryTracker {
-    failed: AtomicU64,
-    last_error: Mutex<Option<String>>,
-}
-
-impl ClientContext for DeliveryTracker {}
-
-impl ProducerContext for DeliveryTracker {
-    type DeliveryOpaque = ();
-
-    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
-        if let Err((e, _)) = result {
-            self.failed.fetch_add(1, Relaxed);
-            if let Ok(mut last) = self.last_error.lock() {
-                *last = Some(e.to_string());
-            }
-        }
-    }
-}
 
 /// A worker's dead-letter producer.
 pub struct DeadLetters {
@@ -103,10 +79,7 @@ impl DeadLetters {
                     std::thread::sleep(Duration::from_millis(1));
                 }
                 Err((e, _)) => {
-                    self.producer.context().failed.fetch_add(1, Relaxed);
-                    if let Ok(mut last) = self.producer.context().last_error.lock() {
-                        *last = Some(e.to_string());
-                    }
+                    self.producer.context().fail(&e);
                     return;
                 }
             }
@@ -119,21 +92,11 @@ impl DeadLetters {
         self.producer
             .flush(Duration::from_secs(30))
             .map_err(|e| format!("dead-letter topic {}: flush failed: {e}", self.topic))?;
-        let failed = self.producer.context().failed.load(Relaxed);
-        if failed > 0 {
-            let last = self
-                .producer
-                .context()
-                .last_error
-                .lock()
-                .ok()
-                .and_then(|l| l.clone())
-                .unwrap_or_default();
-            return Err(format!(
-                "dead-letter topic {}: {failed} messages not delivered (last error: {last}); check that --dead-letter-topic exists and is writable",
+        self.producer.context().check().map_err(|e| {
+            format!(
+                "dead-letter topic {}: {e}; check that --dead-letter-topic exists and is writable",
                 self.topic
-            ));
-        }
-        Ok(())
+            )
+        })
     }
 }

@@ -6,4 +6,4 @@ mod partition;
 
 pub use dead_letter::DeadLetters;
 pub use operator::{current_epoch, kafka_source, KafkaInput, Updates};
-pub use partition::{OwnedPartitions, PartitionState};
+pub use partition::{OwnedPartitions, PartitionState, ResumePoint};

@@ -14,6 +14,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError as RdKafkaError;
 use rdkafka::{Message, Offset, TopicPartitionList};
 use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
@@ -22,12 +23,13 @@ use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::{Scope, StreamVec};
 
-use super::{DeadLetters, OwnedPartitions, PartitionState};
+use super::{DeadLetters, OwnedPartitions, PartitionState, ResumePoint};
 use crate::aggregate::{Stats, WindowKey};
 use crate::cli::StartFrom;
 use crate::config::RunConfig;
 use crate::kafka::{client_error, consumer_config, KafkaError, LogContext, METADATA_TIMEOUT};
 use crate::reading::Reading;
+use crate::resume::ResumeLog;
 use crate::run::Shared;
 use crate::watermark::PartitionProgress;
 
@@ -48,16 +50,19 @@ pub struct KafkaInput {
     pub partitions: Rc<RefCell<OwnedPartitions>>,
     /// The dead-letter producer, shared with the commit operator.
     pub dead_letters: Option<Rc<DeadLetters>>,
+    /// Where the commit operator records resume points.
+    pub resume_log: Rc<ResumeLog>,
 }
 
 impl KafkaInput {
-    /// Creates worker `index`'s consumer and assigns it its partitions, each from the
-    /// group's committed offset, else from `--start`.
+    /// Creates worker `index`'s consumer and assigns it its partitions, each from its
+    /// resume point, else the group's committed offset, else `--start`.
     pub fn connect(
         config: &RunConfig,
         index: usize,
         peers: usize,
         partitions: usize,
+        resume: &BTreeMap<i32, ResumePoint>,
     ) -> Result<Self, KafkaError> {
         let kafka = &config.kafka;
         let consumer: BaseConsumer<LogContext> = consumer_config(kafka)
@@ -86,11 +91,12 @@ impl KafkaInput {
                 .map_err(client_error(format!(
                     "reading the offsets of partition {p}"
                 )))?;
-            let start = match committed
+            let committed = committed
                 .find_partition(&kafka.topic, p)
-                .map(|e| e.offset())
-            {
-                Some(Offset::Offset(o)) => o.clamp(low, high),
+                .map(|e| e.offset());
+            let start = match (resume.get(&p), committed) {
+                (Some(point), _) => point.offset.clamp(low, high),
+                (None, Some(Offset::Offset(o))) => o.clamp(low, high),
                 _ => match kafka.start {
                     StartFrom::Earliest => low,
                     StartFrom::Latest => high,
@@ -99,11 +105,11 @@ impl KafkaInput {
             assignment
                 .add_partition_offset(&kafka.topic, p, Offset::Offset(start))
                 .map_err(client_error("building the assignment"))?;
-            states.push(PartitionState::new(
-                p,
-                start,
-                kafka.until_end.then_some(high),
-            ));
+            let state = PartitionState::new(p, start, kafka.until_end.then_some(high));
+            states.push(match resume.get(&p) {
+                Some(point) => state.resuming(point),
+                None => state,
+            });
         }
         consumer
             .assign(&assignment)
@@ -112,6 +118,7 @@ impl KafkaInput {
             consumer: Rc::new(consumer),
             partitions: Rc::new(RefCell::new(OwnedPartitions { states })),
             dead_letters: DeadLetters::connect(kafka)?.map(Rc::new),
+            resume_log: Rc::new(ResumeLog::connect(kafka)?),
         })
     }
 }
@@ -210,6 +217,7 @@ pub fn kafka_source<'scope>(
                         };
                         match parsed {
                             Ok(reading) => {
+                                let newest_before = state.newest_ms;
                                 if !state.accept(reading.ts_ms, config.lateness_ms) {
                                     shared.metrics.late.fetch_add(1, Relaxed);
                                     continue;
@@ -218,6 +226,7 @@ pub fn kafka_source<'scope>(
                                 state.record_for_replay(
                                     message.offset(),
                                     config.windows.last_end(reading.ts_ms),
+                                    newest_before,
                                 );
                                 let stats = Stats::of(reading.value);
                                 let last_start = config.windows.last_start(reading.ts_ms);

@@ -1,10 +1,26 @@
 //! One partition as its source sees it: the lateness rule, idleness, the until-end stop,
 //! and the offsets a restart must replay from.
 
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use crate::watermark::PartitionProgress;
+
+/// Where a restarted pipeline resumes a partition; recorded with every commit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResumePoint {
+    /// First offset to read: the first reading of a window still alive.
+    pub offset: i64,
+    /// The newest reading time before `offset`, so the lateness rule judges the replayed
+    /// readings exactly as the first time.
+    pub newest_ms: Option<i64>,
+    /// What the previous run had read and durably written: up to here the source replays,
+    /// and windows are not written (a partial rebuild must not overwrite a complete value).
+    pub replay_until: i64,
+    /// Every window ending at or before this was final, written and evicted.
+    pub evicted_below: Option<i64>,
+}
 
 /// State of one owned partition.
 #[derive(Debug)]
@@ -17,11 +33,15 @@ pub struct PartitionState {
     pub next_offset: i64,
     /// With `--until-end`: the end offset at start; reading stops there.
     pub end_offset: Option<i64>,
+    /// While `next_offset` is below this, the source replays what a previous run wrote.
+    replay_until: i64,
+    /// What a previous run had evicted: a restart that crashes again must not forget it.
+    evicted_below: Option<i64>,
     at_eof: bool,
     last_data: Instant,
-    /// First offset of the readings whose last window ends at the key: while that window
-    /// is alive, a restart must replay from there.
-    first_offset_by_end: BTreeMap<i64, i64>,
+    /// First offset (and the newest time before it) of the readings whose last window ends
+    /// at the key: while that window is alive, a restart must replay from there.
+    first_offset_by_end: BTreeMap<i64, (i64, Option<i64>)>,
 }
 
 impl PartitionState {
@@ -32,10 +52,20 @@ impl PartitionState {
             newest_ms: None,
             next_offset,
             end_offset,
+            replay_until: next_offset,
+            evicted_below: None,
             at_eof: false,
             last_data: Instant::now(),
             first_offset_by_end: BTreeMap::new(),
         }
+    }
+
+    /// The same partition, resuming where a previous run recorded `point`.
+    pub fn resuming(mut self, point: &ResumePoint) -> Self {
+        self.newest_ms = point.newest_ms;
+        self.replay_until = point.replay_until;
+        self.evicted_below = point.evicted_below;
+        self
     }
 
     /// The lateness rule: a reading is late iff its `ts` is more than `lateness_ms` older
@@ -64,12 +94,13 @@ impl PartitionState {
         self.at_eof = true;
     }
 
-    /// Whether an accepted reading at `offset` whose last window ends at `last_end_ms`
-    /// must be replayed after a restart (the first such offset per window end is kept).
-    pub fn record_for_replay(&mut self, offset: i64, last_end_ms: i64) {
+    /// Notes an accepted reading at `offset` whose last window ends at `last_end_ms`, read
+    /// when the newest time was `newest_before`: a restart must replay it while that window
+    /// is alive (the first such offset per window end is kept).
+    pub fn record_for_replay(&mut self, offset: i64, last_end_ms: i64, newest_before: Option<i64>) {
         self.first_offset_by_end
             .entry(last_end_ms)
-            .or_insert(offset);
+            .or_insert((offset, newest_before));
     }
 
     /// With `--until-end`: every message up to the end offset at start has been read.
@@ -94,21 +125,42 @@ impl PartitionState {
             watermark_ms: self.newest_ms.map(|n| n.saturating_sub(lateness_ms)),
             idle: self.idle(now, idle_timeout),
             next_offset: self.next_offset,
+            replaying: self.next_offset < self.replay_until,
         }
     }
 
-    /// The offset a restart must replay from, given that every window ending at or before
-    /// `horizon_ms` is evicted and `next_offset` had been read when the epoch was durable.
-    /// Forgets the windows the horizon has passed.
-    pub fn resume_offset(&mut self, horizon_ms: i64, next_offset: i64) -> i64 {
+    /// Where a restart must resume, given that every window ending at or before
+    /// `horizon_ms` is evicted and `durable` is this partition's report of the last durably
+    /// written epoch. Forgets the windows the horizon has passed.
+    pub fn resume_point(
+        &mut self,
+        horizon_ms: i64,
+        durable: &PartitionProgress,
+        lateness_ms: i64,
+    ) -> ResumePoint {
         self.first_offset_by_end = self
             .first_offset_by_end
             .split_off(&horizon_ms.saturating_add(1));
-        self.first_offset_by_end
+        let first_live = self
+            .first_offset_by_end
             .values()
-            .copied()
-            .min()
-            .map_or(next_offset, |first| first.min(next_offset))
+            .min_by_key(|(offset, _)| *offset);
+        let (offset, newest_ms) = match first_live {
+            Some(&(offset, newest)) if offset < durable.next_offset => (offset, newest),
+            _ => (
+                durable.next_offset,
+                durable.watermark_ms.map(|w| w + lateness_ms),
+            ),
+        };
+        // A restart that is still replaying records what the run before it had reached.
+        ResumePoint {
+            offset,
+            newest_ms,
+            replay_until: durable.next_offset.max(self.replay_until),
+            evicted_below: self
+                .evicted_below
+                .max((horizon_ms > i64::MIN).then_some(horizon_ms)),
+        }
     }
 }
 
@@ -163,20 +215,76 @@ mod tests {
         }
     }
 
+    fn durable(next_offset: i64, newest: i64) -> PartitionProgress {
+        PartitionProgress {
+            partition: 0,
+            watermark_ms: Some(newest - 5),
+            idle: false,
+            next_offset,
+            replaying: false,
+        }
+    }
+
     #[test]
-    fn resume_offset_is_the_first_offset_of_a_live_window() {
+    fn resume_point_is_the_first_reading_of_a_live_window() {
         let mut p = PartitionState::new(0, 0, None);
-        p.record_for_replay(3, 60_000);
-        p.record_for_replay(4, 120_000);
-        p.record_for_replay(7, 60_000);
-        assert_eq!(p.resume_offset(0, 9), 3);
-        assert_eq!(p.resume_offset(60_000, 9), 4);
-        assert_eq!(p.resume_offset(120_000, 9), 9);
-        p.record_for_replay(12, 180_000);
+        p.record_for_replay(3, 60_000, Some(30));
+        p.record_for_replay(4, 120_000, Some(40));
+        p.record_for_replay(7, 60_000, Some(70));
+        let at = |p: &mut PartitionState, horizon| {
+            let r = p.resume_point(horizon, &durable(9, 90), 5);
+            (r.offset, r.newest_ms, r.replay_until)
+        };
+        assert_eq!(at(&mut p, 0), (3, Some(30), 9));
+        assert_eq!(at(&mut p, 60_000), (4, Some(40), 9));
         assert_eq!(
-            p.resume_offset(120_000, 10),
-            10,
+            at(&mut p, 120_000),
+            (9, Some(90), 9),
+            "nothing alive: resume after the durable epoch"
+        );
+        p.record_for_replay(12, 180_000, Some(120));
+        assert_eq!(
+            at(&mut p, 120_000),
+            (9, Some(90), 9),
             "never past what was durable"
+        );
+    }
+
+    #[test]
+    fn a_resumed_partition_replays_up_to_what_was_written() {
+        let point = ResumePoint {
+            offset: 3,
+            newest_ms: Some(10_000),
+            replay_until: 5,
+            evicted_below: None,
+        };
+        let mut p = PartitionState::new(0, 3, None).resuming(&point);
+        assert!(
+            !p.accept(4_000, 5_000),
+            "judged against the newest before the resume offset"
+        );
+        let replaying = |p: &PartitionState| {
+            p.progress(0, Instant::now(), Duration::from_secs(1))
+                .replaying
+        };
+        assert!(replaying(&p));
+        p.read(4, Instant::now());
+        assert!(!replaying(&p));
+    }
+
+    #[test]
+    fn a_restart_that_crashes_again_remembers_what_the_first_run_reached() {
+        let point = ResumePoint {
+            offset: 3,
+            newest_ms: Some(10_000),
+            replay_until: 50,
+            evicted_below: Some(60_000),
+        };
+        let mut p = PartitionState::new(0, 3, None).resuming(&point);
+        let again = p.resume_point(i64::MIN, &durable(7, 10_000), 5);
+        assert_eq!(
+            (again.replay_until, again.evicted_below),
+            (50, Some(60_000))
         );
     }
 
