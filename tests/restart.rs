@@ -98,9 +98,7 @@ fn kill_9_and_rescale_restarts_give_the_fault_free_points() {
     assert!(kills >= 5, "every run was killed mid-stream ({kills})");
     let resume = maxq::resume::load(&resume_config(&topic, &group)).unwrap();
     assert!(
-        resume
-            .values()
-            .any(|p| p.offset > 0 && p.replay_until > p.offset),
+        resume.values().any(|p| p.replay_until > p.offset),
         "the killed runs recorded resume points that make the last run replay: {resume:?}"
     );
     // The last restart: two processes of one worker each, to the end of the topic.
