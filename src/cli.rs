@@ -245,6 +245,10 @@ pub struct ClusterArgs {
     /// File with one `host:port` per line, process 0 first; default `localhost:2101+index`.
     #[arg(short = 'h', long = "hostfile", value_name = "FILE")]
     pub hostfile: Option<PathBuf>,
+
+    /// With several processes: give up when the others are not all connected this soon.
+    #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = duration)]
+    pub connect_timeout: Duration,
 }
 
 /// Where the start offset comes from when the group has none committed.
@@ -294,6 +298,8 @@ pub struct KafkaArgs {
     pub commit_interval: Duration,
 
     /// Any librdkafka setting, e.g. `-X security.protocol=SASL_SSL`; repeatable, applied last.
+    /// `-X sasl.password=env:KAFKA_PASSWORD` reads the value from that environment variable,
+    /// keeping secrets off the command line.
     #[arg(short = 'X', value_name = "KEY=VALUE", value_parser = key_value)]
     pub librdkafka: Vec<(String, String)>,
 }

@@ -174,7 +174,7 @@ impl RunConfig {
                 dead_letter_topic: k.dead_letter_topic.clone(),
                 resume_topic: k.resume_topic.clone(),
                 commit_interval: k.commit_interval,
-                librdkafka: k.librdkafka.clone(),
+                librdkafka: resolve_env_values(&k.librdkafka)?,
             },
             windows: Windows {
                 window_ms,
@@ -248,6 +248,23 @@ impl SinkConfig {
             timeout: s.influx_timeout,
         })
     }
+}
+
+/// `-X key=env:NAME` takes the value from the environment variable `NAME`, so that secrets
+/// (`sasl.password`, `ssl.key.password`) stay out of the command line.
+fn resolve_env_values(pairs: &[(String, String)]) -> Result<Vec<(String, String)>, ConfigError> {
+    pairs
+        .iter()
+        .map(|(key, value)| match value.strip_prefix("env:") {
+            Some(name) => match std::env::var(name) {
+                Ok(secret) => Ok((key.clone(), secret)),
+                Err(_) => invalid(format!(
+                    "-X {key}=env:{name}: the environment variable {name} is not set"
+                )),
+            },
+            None => Ok((key.clone(), value.clone())),
+        })
+        .collect()
 }
 
 /// timely's configuration from `-w/-n/-p/-h`, as timely's own getopts parsing would build it.

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use tracing::{info, warn};
 
 use crate::aggregate::Stats;
-use crate::cli::RunArgs;
+use crate::cli::{ClusterArgs, RunArgs};
 use crate::config::{timely_config, RunConfig};
 use crate::kafka::partition_count;
 use crate::metrics::Metrics;
@@ -28,6 +28,8 @@ pub struct Shared {
     pub stop: Arc<AtomicBool>,
     /// The first fatal error; every worker stops when it is set.
     fatal: Arc<Mutex<Option<String>>>,
+    /// Set once timely has connected this process's workers to the cluster.
+    pub connected: Arc<AtomicBool>,
     /// Points handed to the sinks and not yet acknowledged.
     pub backlog: Arc<AtomicI64>,
     last_warning_s: Arc<AtomicU64>,
@@ -132,7 +134,32 @@ pub struct RunSummary {
 pub fn run(args: &RunArgs) -> anyhow::Result<RunSummary> {
     let config = RunConfig::from_args(args)?;
     let timely = timely_config(&args.cluster)?;
-    execute(config, timely, Shared::default())
+    let shared = Shared::default();
+    if args.cluster.processes > 1 {
+        connect_watchdog(&args.cluster, shared.clone());
+    }
+    execute(config, timely, shared)
+}
+
+/// timely waits for every process of the cluster without a deadline: fail clearly instead
+/// when they are not all there in time.
+fn connect_watchdog(cluster: &ClusterArgs, shared: Shared) {
+    let timeout = cluster.connect_timeout;
+    let processes = cluster.processes;
+    let hosts = cluster.hostfile.as_ref().map_or_else(
+        || "localhost:2101+index".to_owned(),
+        |h| format!("-h {}", h.display()),
+    );
+    std::thread::spawn(move || {
+        std::thread::sleep(timeout);
+        if !shared.connected.load(Relaxed) {
+            eprintln!(
+                "maxq: error: the -n {processes} processes at {hosts} did not all connect within --connect-timeout {}: start every process with the same -n and -h, each with its own -p, and check that the addresses are reachable",
+                humantime::format_duration(timeout)
+            );
+            std::process::exit(2);
+        }
+    });
 }
 
 /// Runs the pipeline with a checked configuration on the given timely cluster.
@@ -157,6 +184,7 @@ pub fn execute(
     let worker_shared = shared.clone();
     let guards = timely::execute(timely, move |worker| -> Result<(), String> {
         let shared = worker_shared.clone();
+        shared.connected.store(true, Relaxed);
         let config = Rc::new(RunConfig::clone(&config));
         let input =
             KafkaInput::connect(&config, worker.index(), worker.peers(), partitions, &resume)
