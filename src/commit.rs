@@ -24,6 +24,9 @@ use crate::sink::Acks;
 use crate::source::{KafkaInput, ResumePoint};
 use crate::watermark::{PartitionProgress, PartitionTable, ProgressStash};
 
+/// Tries of the last group-offset commit, when the dataflow ends.
+const FINAL_COMMIT_ATTEMPTS: u32 = 5;
+
 /// Commit-operator settings.
 pub struct CommitConfig {
     /// Input topic.
@@ -99,7 +102,11 @@ pub fn commit<'scope>(
                     let point = state.resume_point(horizon, report, config.lateness_ms);
                     if committed.get(&state.partition) != Some(&point) {
                         points.insert(state.partition, point);
-                        let _ = offsets.add_partition_offset(&config.topic, state.partition, Offset::Offset(point.offset));
+                        let _ = offsets.add_partition_offset(
+                            &config.topic,
+                            state.partition,
+                            Offset::Offset(point.offset),
+                        );
                     }
                 }
                 if points.is_empty() {
@@ -116,9 +123,22 @@ pub fn commit<'scope>(
                     return;
                 }
                 committed.extend(points);
-                match consumer.commit(&offsets, CommitMode::Sync) {
-                    Ok(()) => debug!(?offsets, "committed"),
-                    Err(e) => warn!("committing group offsets failed (the resume log has them; retried at the next change): {e}"),
+                // The last commit gets a few tries: there is no next change to retry at.
+                let attempts = if done { FINAL_COMMIT_ATTEMPTS } else { 1 };
+                for attempt in 1..=attempts {
+                    match consumer.commit(&offsets, CommitMode::Sync) {
+                        Ok(()) => {
+                            debug!(?offsets, "committed");
+                            break;
+                        }
+                        Err(e) if attempt < attempts => {
+                            debug!("committing group offsets failed, trying again: {e}");
+                            std::thread::sleep(Duration::from_millis(200));
+                        }
+                        Err(e) => {
+                            warn!("committing group offsets failed (the resume log has them): {e}")
+                        }
+                    }
                 }
             }
         },

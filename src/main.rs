@@ -26,7 +26,12 @@ fn main() -> ExitCode {
             tracing::info!(
                 readings = summary.readings,
                 late = summary.late,
-                malformed = ?summary.malformed,
+                malformed = %summary
+                    .malformed
+                    .iter()
+                    .map(|(reason, n)| format!("{reason}:{n}"))
+                    .collect::<Vec<_>>()
+                    .join(","),
                 points_written = summary.points_written,
                 seconds = summary.elapsed.as_secs_f64(),
                 "done"

@@ -28,6 +28,8 @@ impl DeadLetters {
                 ("enable.idempotence", "true"),
                 ("acks", "all"),
                 ("message.timeout.ms", "30000"),
+                // A malformed message can be as large as the broker allowed it to be.
+                ("message.max.bytes", "16777216"),
             ],
         )
         .create_with_context(DeliveryTracker::default())
