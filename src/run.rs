@@ -187,8 +187,15 @@ pub fn execute(
         shared.connected.store(true, Relaxed);
         let config = Rc::new(RunConfig::clone(&config));
         let input =
-            KafkaInput::connect(&config, worker.index(), worker.peers(), partitions, &resume)
-                .map_err(|e| e.to_string())?;
+            match KafkaInput::connect(&config, worker.index(), worker.peers(), partitions, &resume)
+            {
+                Ok(input) => input,
+                Err(e) => {
+                    // The other workers would wait for this one's dataflow forever.
+                    shared.fail(e.to_string());
+                    return Err(e.to_string());
+                }
+            };
         let finish = Rc::new(Cell::new(config.kafka.until_end));
         crate::dataflow::build(
             worker,

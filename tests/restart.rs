@@ -88,7 +88,26 @@ fn kill_9_and_rescale_restarts_give_the_fault_free_points() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        std::thread::sleep(Duration::from_millis(2_000 + rng.below(2_000)));
+        // Kill once the run has made durable progress (or all was read before), at a random
+        // moment after: while it reads, flushes or commits.
+        let reached = |resume: &std::collections::BTreeMap<i32, maxq::source::ResumePoint>| {
+            resume.values().map(|p| p.replay_until).sum::<i64>()
+        };
+        let before = reached(&maxq::resume::load(&resume_config(&topic, &group)).unwrap());
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        let total = messages.len() as i64;
+        loop {
+            let now = reached(&maxq::resume::load(&resume_config(&topic, &group)).unwrap());
+            if now > before || now >= total {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "a run made no durable progress in 60 s"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        std::thread::sleep(Duration::from_millis(rng.below(800)));
         if child.try_wait().unwrap().is_none() {
             child.kill().unwrap(); // SIGKILL
             kills += 1;
