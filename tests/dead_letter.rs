@@ -70,27 +70,8 @@ fn malformed_messages_are_dead_lettered_with_origin_and_reason() {
         out
     };
 
-    let db = unique("db");
-    influx_create_db(&db);
-    let mut args: Vec<String> = [
-        "run",
-        "--brokers",
-        &brokers(),
-        "--topic",
-        &topic,
-        "--group",
-        &unique("g"),
-        "--until-end",
-        "-w",
-        "2",
-        "--dead-letter-topic",
-        &dead,
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    args.extend(v1_flags(&db, "telemetry_1m"));
-    let out = maxq_ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let (args, db) = until_end_into_v1(&topic, &["-w", "2", "--dead-letter-topic", &dead]);
+    let out = maxq_ok(&strs(&args));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("malformed"),

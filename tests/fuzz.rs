@@ -141,26 +141,7 @@ fn ten_thousand_fuzzed_payloads_are_counted_dead_lettered_and_harmless() {
     }
     assert_eq!(expected_dead.len(), 10_000);
 
-    let db = unique("db");
-    influx_create_db(&db);
-    let mut args: Vec<String> = [
-        "run",
-        "--brokers",
-        &brokers(),
-        "--topic",
-        &topic,
-        "--group",
-        &unique("g"),
-        "--until-end",
-        "-w",
-        "2",
-        "--dead-letter-topic",
-        &dead,
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    args.extend(v1_flags(&db, "telemetry_1m"));
+    let (args, db) = until_end_into_v1(&topic, &["-w", "2", "--dead-letter-topic", &dead]);
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_maxq"))
         .args(&args)
         .env("RUST_LOG", "info")

@@ -25,10 +25,6 @@ fn run_args(topic: &str, group: &str, extra: &[&str]) -> Vec<String> {
     args
 }
 
-fn strs(args: &[String]) -> Vec<&str> {
-    args.iter().map(String::as_str).collect()
-}
-
 /// Runs the pipeline into a fresh database and returns what InfluxDB holds.
 fn run_into_influx(topic: &str, workers: usize, processes: usize, extra: &[&str]) -> Points {
     let db = unique("db");

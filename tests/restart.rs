@@ -10,20 +10,6 @@ use common::*;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-fn resume_config(topic: &str, group: &str) -> maxq::config::KafkaConfig {
-    maxq::config::KafkaConfig {
-        brokers: brokers(),
-        topic: topic.to_owned(),
-        group: group.to_owned(),
-        start: maxq::cli::StartFrom::Earliest,
-        until_end: false,
-        dead_letter_topic: None,
-        resume_topic: "maxq.resume".to_owned(),
-        commit_interval: Duration::from_secs(1),
-        librdkafka: Vec::new(),
-    }
-}
-
 #[test]
 fn kill_9_and_rescale_restarts_give_the_fault_free_points() {
     let topic = unique("restart");

@@ -53,18 +53,7 @@ fn sigterm_flushes_commits_and_exits_zero_within_5_s() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    let resume = maxq::resume::load(&maxq::config::KafkaConfig {
-        brokers: brokers(),
-        topic: topic.clone(),
-        group,
-        start: maxq::cli::StartFrom::Earliest,
-        until_end: false,
-        dead_letter_topic: None,
-        resume_topic: "maxq.resume".into(),
-        commit_interval: Duration::from_secs(5),
-        librdkafka: Vec::new(),
-    })
-    .unwrap();
+    let resume = maxq::resume::load(&resume_config(&topic, &group)).unwrap();
     assert_eq!(
         resume.len(),
         2,

@@ -361,6 +361,49 @@ pub fn influx_points(db: &str, measurement: &str) -> Points {
     points
 }
 
+/// `maxq run --until-end` reading `topic` as a fresh group into a fresh InfluxDB 1.x
+/// database, with `extra` flags; returns the arguments and the database.
+pub fn until_end_into_v1(topic: &str, extra: &[&str]) -> (Vec<String>, String) {
+    let db = unique("db");
+    influx_create_db(&db);
+    let mut args: Vec<String> = [
+        "run",
+        "--brokers",
+        &brokers(),
+        "--topic",
+        topic,
+        "--group",
+        &unique("g"),
+        "--until-end",
+    ]
+    .iter()
+    .chain(extra)
+    .map(|s| s.to_string())
+    .collect();
+    args.extend(v1_flags(&db, "telemetry_1m"));
+    (args, db)
+}
+
+/// Arguments as `&str`s.
+pub fn strs(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
+}
+
+/// The resume-log settings of `group` reading `topic`, as a restarted run would read them.
+pub fn resume_config(topic: &str, group: &str) -> maxq::config::KafkaConfig {
+    maxq::config::KafkaConfig {
+        brokers: brokers(),
+        topic: topic.to_owned(),
+        group: group.to_owned(),
+        start: maxq::cli::StartFrom::Earliest,
+        until_end: false,
+        dead_letter_topic: None,
+        resume_topic: "maxq.resume".to_owned(),
+        commit_interval: std::time::Duration::from_secs(5),
+        librdkafka: Vec::new(),
+    }
+}
+
 /// The v1 flags of a run writing to `db`.
 pub fn v1_flags(db: &str, measurement: &str) -> Vec<String> {
     [
