@@ -231,25 +231,8 @@ fn crs11_through_the_pipeline_shows_meco_and_apogee() {
         "stage1",
         capture,
     ]);
-    let db = unique("db");
-    influx_create_db(&db);
-    let mut args: Vec<String> = [
-        "run",
-        "--brokers",
-        &brokers(),
-        "--topic",
-        &topic,
-        "--group",
-        &unique("g"),
-        "--until-end",
-        "-w",
-        "2",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    args.extend(v1_flags(&db, "telemetry_1m"));
-    maxq_ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let (args, db) = until_end_into_v1(&topic, &["-w", "2"]);
+    maxq_ok(&strs(&args));
     let points = influx_points(&db, "telemetry_1m");
     let launch = chrono::DateTime::parse_from_rfc3339("2017-06-03T21:07:38Z")
         .unwrap()

@@ -18,25 +18,8 @@ fn kill_9_and_rescale_restarts_give_the_fault_free_points() {
     produce(&topic, &messages);
     let expected = reference(&messages, 60_000, 60_000, 5_000);
 
-    let clean_db = unique("clean");
-    influx_create_db(&clean_db);
-    let mut clean: Vec<String> = [
-        "run",
-        "--brokers",
-        &brokers(),
-        "--topic",
-        &topic,
-        "--group",
-        &unique("g"),
-        "--until-end",
-        "-w",
-        "2",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    clean.extend(v1_flags(&clean_db, "telemetry_1m"));
-    maxq_ok(&clean.iter().map(String::as_str).collect::<Vec<_>>());
+    let (clean, clean_db) = until_end_into_v1(&topic, &["-w", "2"]);
+    maxq_ok(&strs(&clean));
     let fault_free = influx_points(&clean_db, "telemetry_1m");
     assert_same("fault-free run vs reference", &fault_free, &expected);
 
