@@ -5,9 +5,8 @@
 mod common;
 
 use common::*;
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Headers;
-use rdkafka::{ClientConfig, Message as _};
+use rdkafka::Message as _;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -78,13 +77,7 @@ fn malformed_messages_are_dead_lettered_with_origin_and_reason() {
         "malformed messages are logged: {stderr}"
     );
 
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers())
-        .set("group.id", unique("reader"))
-        .set("auto.offset.reset", "earliest")
-        .create()
-        .unwrap();
-    consumer.subscribe(&[&dead]).unwrap();
+    let consumer = reader(&dead);
     let mut seen = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(30);
     while seen.len() < bad.len() && Instant::now() < deadline {

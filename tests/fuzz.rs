@@ -5,7 +5,6 @@
 mod common;
 
 use common::*;
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Headers;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Message as _};
@@ -164,13 +163,7 @@ fn ten_thousand_fuzzed_payloads_are_counted_dead_lettered_and_harmless() {
         .collect();
     assert_eq!(counted, expected_counts, "per-reason counts");
 
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers())
-        .set("group.id", unique("reader"))
-        .set("auto.offset.reset", "earliest")
-        .create()
-        .unwrap();
-    consumer.subscribe(&[&dead]).unwrap();
+    let consumer = reader(&dead);
     let mut seen: BTreeMap<(i32, i64), String> = BTreeMap::new();
     let deadline = Instant::now() + Duration::from_secs(60);
     while seen.len() < expected_dead.len() && Instant::now() < deadline {

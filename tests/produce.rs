@@ -4,21 +4,14 @@ mod common;
 
 use common::*;
 use maxq::reading::Reading;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{ClientConfig, Message as _};
+use rdkafka::Message as _;
 use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// Every message of `topic` as (partition, reading), read with a plain consumer.
 fn read_back(topic: &str, expected: usize) -> Vec<(i32, Reading)> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers())
-        .set("group.id", unique("reader"))
-        .set("auto.offset.reset", "earliest")
-        .create()
-        .unwrap();
-    consumer.subscribe(&[topic]).unwrap();
+    let consumer = reader(topic);
     let mut out = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(60);
     while out.len() < expected && Instant::now() < deadline {

@@ -46,6 +46,19 @@ pub fn create_topic(name: &str, partitions: i32) {
     }
 }
 
+/// A plain consumer of `topic` from its first message, in a group of its own.
+pub fn reader(topic: &str) -> rdkafka::consumer::BaseConsumer {
+    use rdkafka::consumer::Consumer;
+    let consumer: rdkafka::consumer::BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("group.id", unique("reader"))
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[topic]).unwrap();
+    consumer
+}
+
 /// One message as produced: its partition and payload.
 #[derive(Clone, Debug)]
 pub struct Message {
