@@ -219,6 +219,11 @@ pub struct RunArgs {
     /// How often each worker logs progress (readings/s, late, malformed, watermark lag).
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = duration)]
     pub progress_interval: Duration,
+
+    /// After SIGINT/SIGTERM, exit non-zero if flushing has not finished this soon: what was
+    /// not written is not committed, and a restart replays it. A second signal exits at once.
+    #[arg(long, value_name = "DURATION", default_value = "4s", value_parser = duration)]
+    pub shutdown_timeout: Duration,
 }
 
 /// timely's cluster flags.
@@ -395,6 +400,11 @@ pub struct SinkArgs {
     /// Most points in one write request.
     #[arg(long, value_name = "N", default_value_t = 5000)]
     pub batch_size: usize,
+
+    /// Points waiting to be written (per process) above which reading Kafka pauses, so an
+    /// InfluxDB outage costs bounded memory.
+    #[arg(long, value_name = "POINTS", default_value_t = 2_000_000)]
+    pub sink_buffer: i64,
 
     /// Timeout of one write request (timeouts are retried with backoff).
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = duration)]

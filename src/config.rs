@@ -82,6 +82,8 @@ pub struct SinkConfig {
     pub batch_size: usize,
     /// Timeout of one request.
     pub timeout: Duration,
+    /// Points waiting to be written above which the sources pause.
+    pub buffer_points: i64,
 }
 
 /// Kafka settings.
@@ -128,6 +130,8 @@ pub struct RunConfig {
     pub sink: SinkConfig,
     /// Progress log period.
     pub progress_interval: Duration,
+    /// Bound on flushing after a stop signal.
+    pub shutdown_timeout: Duration,
 }
 
 fn millis(flag: &str, d: Duration) -> Result<i64, ConfigError> {
@@ -187,6 +191,7 @@ impl RunConfig {
             epoch: w.epoch,
             sink: SinkConfig::from_args(&args.sink)?,
             progress_interval: args.progress_interval,
+            shutdown_timeout: args.shutdown_timeout,
         })
     }
 }
@@ -201,6 +206,9 @@ impl SinkConfig {
         }
         if s.batch_size == 0 {
             return invalid("--batch-size must be at least 1");
+        }
+        if s.sink_buffer < 1 {
+            return invalid("--sink-buffer must be at least 1 (points)");
         }
         let target = match (&s.influx_url, s.influx_api) {
             (None, _) => SinkTarget::Files(s.output_dir.clone()),
@@ -246,6 +254,7 @@ impl SinkConfig {
             measurement,
             batch_size: s.batch_size,
             timeout: s.influx_timeout,
+            buffer_points: s.sink_buffer,
         })
     }
 }

@@ -16,9 +16,6 @@ use crate::metrics::Metrics;
 use crate::reading::Malformed;
 use crate::source::KafkaInput;
 
-/// Sink backlog (points waiting to be written, per process) above which sources pause.
-const MAX_BACKLOG_POINTS: i64 = 2_000_000;
-
 /// State shared by all workers of a process.
 #[derive(Clone, Default)]
 pub struct Shared {
@@ -32,6 +29,8 @@ pub struct Shared {
     pub connected: Arc<AtomicBool>,
     /// Points handed to the sinks and not yet acknowledged.
     pub backlog: Arc<AtomicI64>,
+    /// `--sink-buffer`: the backlog above which sources pause.
+    max_backlog: i64,
     last_warning_s: Arc<AtomicU64>,
     /// Sensors whose written windows are kept for a live view (the demo's).
     pub watch: Option<Arc<Watch>>,
@@ -88,7 +87,7 @@ impl Shared {
 
     /// Whether the sinks are so far behind that sources should stop reading for a while.
     pub fn backlogged(&self) -> bool {
-        self.backlog.load(Relaxed) > MAX_BACKLOG_POINTS
+        self.backlog.load(Relaxed) > self.max_backlog
     }
 
     /// At most one warning a second per process, so bad input cannot flood the log.
@@ -166,8 +165,9 @@ fn connect_watchdog(cluster: &ClusterArgs, shared: Shared) {
 pub fn execute(
     config: RunConfig,
     timely: timely::Config,
-    shared: Shared,
+    mut shared: Shared,
 ) -> anyhow::Result<RunSummary> {
+    shared.max_backlog = config.sink.buffer_points;
     let partitions = partition_count(&config.kafka)?;
     let resume = Arc::new(crate::resume::load(&config.kafka)?);
     let evicted_below = resume.values().filter_map(|p| p.evicted_below).max();
@@ -175,11 +175,14 @@ pub fn execute(
         info!(partitions = resume.len(), "resuming from the resume log");
     }
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        // The first signal stops the sources; a second one exits at once.
+        signal_hook::flag::register_conditional_shutdown(signal, 130, shared.stop.clone())?;
         signal_hook::flag::register(signal, shared.stop.clone())?;
     }
     info!(topic = %config.kafka.topic, partitions, "starting");
     let started = Instant::now();
     let reporter = start_reporter(shared.clone(), config.progress_interval);
+    let deadline = start_shutdown_deadline(shared.clone(), config.shutdown_timeout);
     let config = Arc::new(config);
     let worker_shared = shared.clone();
     let guards = timely::execute(timely, move |worker| -> Result<(), String> {
@@ -223,6 +226,7 @@ pub fn execute(
     .map_err(|e| anyhow::anyhow!("starting the timely cluster (-w/-n/-p/-h): {e}"))?;
     let results = guards.join();
     reporter.finish();
+    deadline.finish();
     for result in results {
         result
             .map_err(|e| anyhow::anyhow!(e))?
@@ -241,13 +245,13 @@ pub fn execute(
     })
 }
 
-/// The per-process progress line.
-struct Reporter {
+/// A helper thread that runs until the workers are done.
+struct Background {
     done: Arc<AtomicBool>,
     thread: std::thread::JoinHandle<()>,
 }
 
-impl Reporter {
+impl Background {
     fn finish(self) {
         self.done.store(true, Relaxed);
         self.thread.thread().unpark();
@@ -255,7 +259,8 @@ impl Reporter {
     }
 }
 
-fn start_reporter(shared: Shared, interval: Duration) -> Reporter {
+/// The per-process progress line.
+fn start_reporter(shared: Shared, interval: Duration) -> Background {
     let done = Arc::new(AtomicBool::new(false));
     let stop = done.clone();
     let thread = std::thread::spawn(move || {
@@ -285,5 +290,37 @@ fn start_reporter(shared: Shared, interval: Duration) -> Reporter {
             );
         }
     });
-    Reporter { done, thread }
+    Background { done, thread }
+}
+
+/// After a stop signal, exits non-zero once `timeout` has passed without the workers
+/// finishing: a sink that cannot write (InfluxDB down) must not hold a shutdown forever.
+/// Nothing unwritten has been committed, so a restart replays it.
+fn start_shutdown_deadline(shared: Shared, timeout: Duration) -> Background {
+    let done = Arc::new(AtomicBool::new(false));
+    let finished = done.clone();
+    let thread = std::thread::spawn(move || {
+        while !shared.stop.load(Relaxed) {
+            if finished.load(Relaxed) {
+                return;
+            }
+            std::thread::park_timeout(Duration::from_millis(50));
+        }
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if finished.load(Relaxed) {
+                return;
+            }
+            std::thread::park_timeout(deadline.saturating_duration_since(Instant::now()));
+        }
+        if !finished.load(Relaxed) {
+            eprintln!(
+                "maxq: error: stopping: {} points were still unwritten after --shutdown-timeout {} (is the InfluxDB at --influx-url reachable?); exiting without committing them, a restart replays them",
+                shared.backlog.load(Relaxed),
+                humantime::format_duration(timeout)
+            );
+            std::process::exit(3);
+        }
+    });
+    Background { done, thread }
 }
