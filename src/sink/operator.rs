@@ -90,16 +90,17 @@ pub fn sink<'scope>(
                     return;
                 }
                 let (caps, epochs): (Vec<_>, Vec<_>) = sealed.into_values().unzip();
+                // What entered the backlog, before coalescing makes it fewer points.
+                let buffered: usize = epochs.iter().map(Vec::len).sum();
                 let job = encode(epochs, &config, shared.watch.as_deref());
-                let points = job.points;
                 debug!(
                     worker = index,
-                    points,
+                    points = job.points,
                     requests = job.bodies.len(),
                     "writing"
                 );
                 if jobs.send(job).is_ok() {
-                    in_flight.push_back((caps, points));
+                    in_flight.push_back((caps, buffered as u64));
                 }
             }
         },
