@@ -24,7 +24,7 @@ use crate::sink::Acks;
 use crate::source::{KafkaInput, ResumePoint};
 use crate::watermark::{PartitionProgress, PartitionTable, ProgressStash};
 
-/// Tries of the last group-offset commit, when the dataflow ends.
+/// Tries of the last resume-point save and group-offset commit, when the dataflow ends.
 const FINAL_COMMIT_ATTEMPTS: u32 = 5;
 
 /// Commit-operator settings.
@@ -112,19 +112,33 @@ pub fn commit<'scope>(
                 if points.is_empty() {
                     return;
                 }
+                debug!(partitions = points.len(), "committing");
                 if let Some(dl) = &dead_letters {
                     if let Err(e) = dl.flush() {
                         shared.fail(e);
                         return;
                     }
                 }
-                if let Err(e) = resume_log.save(&points) {
-                    shared.fail(e);
+                // A failed save is tried again at the next commit, with what is durable
+                // then; the last one gets a few tries, as there is no next commit.
+                let attempts = if done { FINAL_COMMIT_ATTEMPTS } else { 1 };
+                let mut saved = resume_log.save(&points);
+                for _ in 1..attempts {
+                    if saved.is_ok() {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(200));
+                    saved = resume_log.save(&points);
+                }
+                if let Err(e) = saved {
+                    if done {
+                        shared.fail(e);
+                    } else {
+                        warn!("{e}; trying again at the next commit");
+                    }
                     return;
                 }
                 committed.extend(points);
-                // The last commit gets a few tries: there is no next change to retry at.
-                let attempts = if done { FINAL_COMMIT_ATTEMPTS } else { 1 };
                 for attempt in 1..=attempts {
                     match consumer.commit(&offsets, CommitMode::Sync) {
                         Ok(()) => {

@@ -11,6 +11,7 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 use rdkafka::{Message, Offset, TopicPartitionList};
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -139,15 +140,23 @@ pub fn load(kafka: &KafkaConfig) -> Result<BTreeMap<i32, ResumePoint>, KafkaErro
 
 /// A worker's writer of resume points.
 pub struct ResumeLog {
-    topic: String,
+    kafka: KafkaConfig,
     prefix: String,
-    producer: ThreadedProducer<DeliveryTracker>,
+    producer: RefCell<ThreadedProducer<DeliveryTracker>>,
 }
 
 impl ResumeLog {
     /// Connects to `--resume-topic`.
     pub fn connect(kafka: &KafkaConfig) -> Result<ResumeLog, KafkaError> {
-        let producer = client_config(
+        Ok(ResumeLog {
+            kafka: kafka.clone(),
+            prefix: key_prefix(kafka),
+            producer: RefCell::new(Self::producer(kafka)?),
+        })
+    }
+
+    fn producer(kafka: &KafkaConfig) -> Result<ThreadedProducer<DeliveryTracker>, KafkaError> {
+        client_config(
             kafka,
             &[
                 ("enable.idempotence", "true"),
@@ -156,32 +165,35 @@ impl ResumeLog {
             ],
         )
         .create_with_context(DeliveryTracker::default())
-        .map_err(client_error("creating the resume-log producer"))?;
-        Ok(ResumeLog {
-            topic: kafka.resume_topic.clone(),
-            prefix: key_prefix(kafka),
-            producer,
-        })
+        .map_err(client_error("creating the resume-log producer"))
     }
 
-    /// Records `points` and waits until they are durable.
+    /// Records `points` and waits until they are durable. After a failure (the broker went
+    /// away, say) the producer is replaced, so the next call starts clean: a record that
+    /// failed is simply written again, newer, by a later call.
     pub fn save(&self, points: &BTreeMap<i32, ResumePoint>) -> Result<(), String> {
-        for (partition, point) in points {
-            let key = format!("{}{partition}", self.prefix);
-            let payload = serde_json::to_vec(point).expect("a resume point serializes");
-            if let Err((e, _)) = self
-                .producer
-                .send(BaseRecord::to(&self.topic).key(&key).payload(&payload))
-            {
-                self.producer.context().fail(&e);
+        let topic = &self.kafka.resume_topic;
+        let result = {
+            let producer = self.producer.borrow();
+            for (partition, point) in points {
+                let key = format!("{}{partition}", self.prefix);
+                let payload = serde_json::to_vec(point).expect("a resume point serializes");
+                if let Err((e, _)) =
+                    producer.send(BaseRecord::to(topic).key(&key).payload(&payload))
+                {
+                    producer.context().fail(&e);
+                }
             }
-        }
-        self.producer
-            .flush(Duration::from_secs(30))
-            .map_err(|e| format!("resume log --resume-topic {}: {e}", self.topic))?;
-        self.producer
-            .context()
-            .check()
-            .map_err(|e| format!("resume log --resume-topic {}: {e}", self.topic))
+            producer
+                .flush(Duration::from_secs(30))
+                .map_err(|e| e.to_string())
+                .and_then(|()| producer.context().check())
+        };
+        result.map_err(|e| {
+            if let Ok(fresh) = Self::producer(&self.kafka) {
+                drop(self.producer.replace(fresh));
+            }
+            format!("resume log --resume-topic {topic}: {e}")
+        })
     }
 }
