@@ -172,11 +172,13 @@ pub fn emit<'scope>(
                         (Some(a), Some(b)) => a.min(b),
                         (a, b) => a.or(b).unwrap_or(u64::MAX),
                     };
-                    progress_stash
-                        .apply_before(reports_upper.unwrap_or(u64::MAX).min(upper), &mut table);
                     let later = stash.split_off(&upper);
                     let mut decisions = Vec::new();
                     for (time, (cap, changes)) in std::mem::replace(&mut stash, later) {
+                        // Decide on epoch `time` with the progress of epochs up to it only:
+                        // a later epoch's progress (a replay that has caught up, a watermark
+                        // that has passed a window) does not hold for this one's state.
+                        progress_stash.apply_before(time.saturating_add(1), &mut table);
                         for ((key, stats), diff) in changes {
                             if diff > 0 {
                                 windowing.change(
@@ -212,6 +214,8 @@ pub fn emit<'scope>(
                         }
                         output.session(&cap).give_iterator(decisions.drain(..));
                     }
+                    progress_stash
+                        .apply_before(reports_upper.unwrap_or(u64::MAX).min(upper), &mut table);
                     match reports_upper {
                         Some(time) => {
                             if let Some(h) = held.as_mut() {
