@@ -6,6 +6,9 @@
 //! the one a restart must replay from to rebuild every window that is still alive (not yet
 //! evicted), never past what was read when the epoch closed. Dead letters are flushed
 //! first, so a malformed message's offset is never committed before it is delivered.
+//! Nothing is committed while a restart replays: what it rebuilds is not written yet.
+//! Records are sent without waiting (the worker reads on); the last one, when the dataflow
+//! ends, is waited for.
 
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
@@ -19,6 +22,7 @@ use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::StreamVec;
 use tracing::{debug, warn};
 
+use crate::resume::Saving;
 use crate::run::Shared;
 use crate::sink::Acks;
 use crate::source::{KafkaInput, ResumePoint};
@@ -26,6 +30,9 @@ use crate::watermark::{PartitionProgress, PartitionTable, ProgressStash};
 
 /// Tries of the last resume-point save and group-offset commit, when the dataflow ends.
 const FINAL_COMMIT_ATTEMPTS: u32 = 5;
+
+/// How often a record under way is checked; the worker goes on meanwhile.
+const CHECK: Duration = Duration::from_millis(2);
 
 /// Commit-operator settings.
 pub struct CommitConfig {
@@ -55,16 +62,22 @@ pub fn commit<'scope>(
     let partitions = input.partitions.clone();
     let dead_letters = input.dead_letters.clone();
     let resume_log = input.resume_log.clone();
+    let scope = progress.scope();
     progress.binary_frontier::<_, CapacityContainerBuilder<Vec<()>>, _, _, _, _>(
         acks,
         Pipeline,
         Pipeline,
         "Commit",
-        move |_cap, _info| {
+        move |_cap, info| {
+            let activator = scope.activator_for(info.address.clone());
             let mut stash = ProgressStash::default();
             let mut table = PartitionTable::new(config.partitions, config.max_state_age_ms);
             let mut last_commit = Instant::now();
             let mut committed: BTreeMap<i32, ResumePoint> = BTreeMap::new();
+            // The record under way (sent without waiting, so the worker goes on reading),
+            // and the group offsets to commit once it is durable.
+            let mut in_flight: Option<(Saving, BTreeMap<i32, ResumePoint>, TopicPartitionList)> =
+                None;
             move |(reports, reports_frontier), (acks, acks_frontier), _output| {
                 reports.for_each(|cap, data| {
                     if let Some(time) = cap.least() {
@@ -84,7 +97,30 @@ pub fn commit<'scope>(
                     .unwrap_or(u64::MAX);
                 stash.apply_before(durable.min(read), &mut table);
                 let done = durable == u64::MAX && read == u64::MAX;
+                if let Some((saving, points, offsets)) = in_flight.take() {
+                    match resume_log.outcome(&saving) {
+                        None if !done => {
+                            in_flight = Some((saving, points, offsets));
+                            activator.activate_after(CHECK);
+                            return;
+                        }
+                        // The last commit below records everything again anyway.
+                        None => {}
+                        Some(Ok(())) => {
+                            committed.extend(points);
+                            if let Err(e) = consumer.commit(&offsets, CommitMode::Async) {
+                                debug!("committing group offsets failed (the resume log has them): {e}");
+                            }
+                        }
+                        Some(Err(e)) => warn!("{e}; trying again at the next commit"),
+                    }
+                }
                 if !done && last_commit.elapsed() < config.interval {
+                    return;
+                }
+                // While a restart replays, its windows are not written: nothing it has read
+                // may be recorded as final or evicted. The point it started from stands.
+                if table.replaying() {
                     return;
                 }
                 last_commit = Instant::now();
@@ -119,11 +155,16 @@ pub fn commit<'scope>(
                         return;
                     }
                 }
-                // A failed save is tried again at the next commit, with what is durable
-                // then; the last one gets a few tries, as there is no next commit.
-                let attempts = if done { FINAL_COMMIT_ATTEMPTS } else { 1 };
+                if !done {
+                    // A failed save is tried again at the next commit, with what is
+                    // durable then.
+                    in_flight = Some((resume_log.send(&points), points, offsets));
+                    activator.activate_after(CHECK);
+                    return;
+                }
+                // The last one waits, with a few tries, as there is no next commit.
                 let mut saved = resume_log.save(&points);
-                for _ in 1..attempts {
+                for _ in 1..FINAL_COMMIT_ATTEMPTS {
                     if saved.is_ok() {
                         break;
                     }
@@ -131,21 +172,17 @@ pub fn commit<'scope>(
                     saved = resume_log.save(&points);
                 }
                 if let Err(e) = saved {
-                    if done {
-                        shared.fail(e);
-                    } else {
-                        warn!("{e}; trying again at the next commit");
-                    }
+                    shared.fail(e);
                     return;
                 }
                 committed.extend(points);
-                for attempt in 1..=attempts {
+                for attempt in 1..=FINAL_COMMIT_ATTEMPTS {
                     match consumer.commit(&offsets, CommitMode::Sync) {
                         Ok(()) => {
                             debug!(?offsets, "committed");
                             break;
                         }
-                        Err(e) if attempt < attempts => {
+                        Err(e) if attempt < FINAL_COMMIT_ATTEMPTS => {
                             debug!("committing group offsets failed, trying again: {e}");
                             std::thread::sleep(Duration::from_millis(200));
                         }

@@ -19,6 +19,7 @@ use crate::aggregate::aggregate;
 use crate::commit::{commit, CommitConfig};
 use crate::config::RunConfig;
 use crate::emit::{emit, EmitConfig};
+use crate::intent::intents;
 use crate::run::Shared;
 use crate::sink::sink;
 use crate::source::{kafka_source, KafkaInput};
@@ -58,7 +59,8 @@ pub fn build(
             shared.clone(),
         );
         evictions.connect_loop(eviction_loop);
-        let acks = sink(writes, config.sink.clone(), index, shared.clone());
+        let intents = intents(progress.clone(), input);
+        let acks = sink(writes, intents, config.sink.clone(), index, shared.clone());
         let commit_config = CommitConfig {
             topic: config.kafka.topic.clone(),
             partitions,

@@ -114,14 +114,32 @@ pub fn partition_count(kafka: &KafkaConfig) -> Result<usize, KafkaError> {
     }
 }
 
-/// Counts deliveries that failed, keeping the last error for the message.
+/// Counts deliveries that failed, keeping the last error for the message, and all that
+/// settled (delivered or failed).
 #[derive(Default)]
 pub struct DeliveryTracker {
     failed: AtomicU64,
+    settled: AtomicU64,
     last_error: Mutex<Option<String>>,
 }
 
 impl DeliveryTracker {
+    /// Records a message that could not even be queued: failed and settled.
+    pub fn unsent(&self, error: &rdkafka::error::KafkaError) {
+        self.fail(error);
+        self.settled.fetch_add(1, Relaxed);
+    }
+
+    /// Messages failed so far.
+    pub fn failed(&self) -> u64 {
+        self.failed.load(Relaxed)
+    }
+
+    /// Messages settled so far.
+    pub fn settled(&self) -> u64 {
+        self.settled.load(Relaxed)
+    }
+
     /// Records a failed send or delivery.
     pub fn fail(&self, error: &rdkafka::error::KafkaError) {
         self.failed.fetch_add(1, Relaxed);
@@ -158,5 +176,6 @@ impl ProducerContext for DeliveryTracker {
         if let Err((e, _)) = result {
             self.fail(e);
         }
+        self.settled.fetch_add(1, Relaxed);
     }
 }

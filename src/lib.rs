@@ -6,8 +6,9 @@
 //! keyed by (window start, series), whose difference is a [`aggregate::Stats`]. Differential
 //! exchanges the updates by key and keeps one statistic per key; the emit stage decides
 //! which windows are written when (every change, or once final) and evicts final windows;
-//! each worker's sink writes the keys it owns; offsets are committed once every sink has
-//! durably written the epoch.
+//! each worker's sink writes the keys it owns, once every worker has recorded how far the
+//! epoch may have read ([`intent`]); offsets are committed once every sink has durably
+//! written the epoch.
 //!
 //! ```text
 //! Kafka ─▶ source ─▶ parse ─▶ window/lateness ─▶ aggregate ─▶ emit ─▶ sink ─▶ InfluxDB
@@ -24,6 +25,7 @@ pub mod dataflow;
 pub mod demo;
 pub mod emit;
 pub mod generate;
+pub mod intent;
 pub mod kafka;
 pub mod metrics;
 pub mod produce;

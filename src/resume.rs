@@ -11,7 +11,7 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 use rdkafka::{Message, Offset, TopicPartitionList};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -143,6 +143,18 @@ pub struct ResumeLog {
     kafka: KafkaConfig,
     prefix: String,
     producer: RefCell<ThreadedProducer<DeliveryTracker>>,
+    /// Records sent by the current producer.
+    sent: Cell<u64>,
+    /// Bumped whenever the producer is replaced.
+    generation: Cell<u64>,
+}
+
+/// A save sent and not yet known to be durable.
+#[derive(Debug)]
+pub struct Saving {
+    generation: u64,
+    settled_at: u64,
+    failed_before: u64,
 }
 
 impl ResumeLog {
@@ -152,15 +164,23 @@ impl ResumeLog {
             kafka: kafka.clone(),
             prefix: key_prefix(kafka),
             producer: RefCell::new(Self::producer(kafka)?),
+            sent: Cell::new(0),
+            generation: Cell::new(0),
         })
     }
 
     fn producer(kafka: &KafkaConfig) -> Result<ThreadedProducer<DeliveryTracker>, KafkaError> {
         client_config(
             kafka,
+            // Ordered without the idempotent producer: one request in flight. A retried
+            // record written twice is harmless (the newest record per key wins, and a
+            // duplicate lands before anything newer). Not idempotent because acquiring a
+            // producer id can stall for seconds (seen with tansu).
             &[
-                ("enable.idempotence", "true"),
+                ("enable.idempotence", "false"),
+                ("max.in.flight.requests.per.connection", "1"),
                 ("acks", "all"),
+                ("linger.ms", "0"),
                 ("message.timeout.ms", "30000"),
             ],
         )
@@ -168,32 +188,74 @@ impl ResumeLog {
         .map_err(client_error("creating the resume-log producer"))
     }
 
-    /// Records `points` and waits until they are durable. After a failure (the broker went
-    /// away, say) the producer is replaced, so the next call starts clean: a record that
-    /// failed is simply written again, newer, by a later call.
-    pub fn save(&self, points: &BTreeMap<i32, ResumePoint>) -> Result<(), String> {
+    /// Sends `points` without waiting; [`ResumeLog::outcome`] tells when they are durable.
+    pub fn send(&self, points: &BTreeMap<i32, ResumePoint>) -> Saving {
+        let producer = self.producer.borrow();
+        let failed_before = producer.context().failed();
+        for (partition, point) in points {
+            let key = format!("{}{partition}", self.prefix);
+            let payload = serde_json::to_vec(point).expect("a resume point serializes");
+            self.sent.set(self.sent.get() + 1);
+            if let Err((e, _)) = producer.send(
+                BaseRecord::to(&self.kafka.resume_topic)
+                    .key(&key)
+                    .payload(&payload),
+            ) {
+                producer.context().unsent(&e);
+            }
+        }
+        Saving {
+            generation: self.generation.get(),
+            settled_at: self.sent.get(),
+            failed_before,
+        }
+    }
+
+    /// `None` while `saving` is in flight; then whether it is durable. After a failure the
+    /// producer is replaced, so the next save starts clean.
+    pub fn outcome(&self, saving: &Saving) -> Option<Result<(), String>> {
         let topic = &self.kafka.resume_topic;
+        if saving.generation != self.generation.get() {
+            return Some(Err(format!(
+                "resume log --resume-topic {topic}: the producer was replaced"
+            )));
+        }
         let result = {
             let producer = self.producer.borrow();
-            for (partition, point) in points {
-                let key = format!("{}{partition}", self.prefix);
-                let payload = serde_json::to_vec(point).expect("a resume point serializes");
-                if let Err((e, _)) =
-                    producer.send(BaseRecord::to(topic).key(&key).payload(&payload))
-                {
-                    producer.context().fail(&e);
-                }
+            let context = producer.context();
+            if context.settled() < saving.settled_at {
+                return None;
             }
-            producer
-                .flush(Duration::from_secs(30))
-                .map_err(|e| e.to_string())
-                .and_then(|()| producer.context().check())
+            if context.failed() > saving.failed_before {
+                context.check()
+            } else {
+                Ok(())
+            }
         };
-        result.map_err(|e| {
-            if let Ok(fresh) = Self::producer(&self.kafka) {
-                drop(self.producer.replace(fresh));
-            }
+        Some(result.map_err(|e| {
+            self.replace();
             format!("resume log --resume-topic {topic}: {e}")
+        }))
+    }
+
+    /// Records `points` and waits until they are durable.
+    pub fn save(&self, points: &BTreeMap<i32, ResumePoint>) -> Result<(), String> {
+        let saving = self.send(points);
+        let _ = self.producer.borrow().flush(Duration::from_secs(30));
+        self.outcome(&saving).unwrap_or_else(|| {
+            self.replace();
+            Err(format!(
+                "resume log --resume-topic {}: not written within 30 s",
+                self.kafka.resume_topic
+            ))
         })
+    }
+
+    fn replace(&self) {
+        if let Ok(fresh) = Self::producer(&self.kafka) {
+            drop(self.producer.replace(fresh));
+            self.sent.set(0);
+            self.generation.set(self.generation.get() + 1);
+        }
     }
 }

@@ -25,6 +25,7 @@ use crate::aggregate::{Stats, WindowKey};
 use crate::config::SinkConfig;
 use crate::dataflow::ByEpoch;
 use crate::emit::Writes;
+use crate::intent::Intents;
 use crate::run::{Shared, Watch};
 
 /// Acknowledgements: an empty stream whose frontier is the durably written epoch.
@@ -40,15 +41,19 @@ struct Job {
     points: u64,
 }
 
-/// Builds worker `index`'s sink.
+/// Builds worker `index`'s sink. It writes an epoch only once every worker has recorded
+/// its intent to ([`crate::intent`]).
 pub fn sink<'scope>(
     writes: Writes<'scope>,
+    intents: Intents<'scope>,
     config: SinkConfig,
     index: usize,
     shared: Shared,
 ) -> Acks<'scope> {
     let worker = writes.scope().worker();
-    writes.unary_frontier::<CapacityContainerBuilder<Vec<()>>, _, _, _>(
+    writes.binary_frontier::<_, CapacityContainerBuilder<Vec<()>>, _, _, _, _>(
+        intents,
+        Pipeline,
         Pipeline,
         "Sink",
         move |_cap, info| {
@@ -56,7 +61,8 @@ pub fn sink<'scope>(
             let (jobs, done) = spawn_writer(config.clone(), index, shared.clone(), activator);
             let mut pending: ByEpoch<(WindowKey, Stats)> = BTreeMap::new();
             let mut in_flight: VecDeque<(Vec<Capability<u64>>, u64)> = VecDeque::new();
-            move |(input, frontier), _output| {
+            move |(input, frontier), (intents, intents_frontier), _output| {
+                intents.for_each(|_, _| {});
                 input.for_each(|cap, data| {
                     let Some(retained) = cap.retain_least(0) else {
                         return;
@@ -83,7 +89,11 @@ pub fn sink<'scope>(
                 if in_flight.len() >= MAX_JOBS_IN_FLIGHT {
                     return;
                 }
-                let upper = frontier.frontier().first().copied().unwrap_or(u64::MAX);
+                let upper = [frontier.frontier(), intents_frontier.frontier()]
+                    .iter()
+                    .filter_map(|f| f.first().copied())
+                    .min()
+                    .unwrap_or(u64::MAX);
                 let later = pending.split_off(&upper);
                 let sealed = std::mem::replace(&mut pending, later);
                 if sealed.is_empty() {

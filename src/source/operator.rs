@@ -107,7 +107,7 @@ impl KafkaInput {
                 .map_err(client_error("building the assignment"))?;
             let state = PartitionState::new(p, start, kafka.until_end.then_some(high));
             states.push(match resume.get(&p) {
-                Some(point) => state.resuming(point),
+                Some(point) => state.resuming(point, high),
                 None => state,
             });
         }

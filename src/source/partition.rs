@@ -15,8 +15,9 @@ pub struct ResumePoint {
     /// The newest reading time before `offset`, so the lateness rule judges the replayed
     /// readings exactly as the first time.
     pub newest_ms: Option<i64>,
-    /// What the previous run had read and durably written: up to here the source replays,
-    /// and windows are not written (a partial rebuild must not overwrite a complete value).
+    /// How far the previous runs had read when they may have written (see `crate::intent`):
+    /// up to here the source replays, and windows are not written (a rebuild that has not
+    /// read as far must not overwrite a more complete value).
     pub replay_until: i64,
     /// Every window ending at or before this was final, written and evicted.
     pub evicted_below: Option<i64>,
@@ -42,6 +43,8 @@ pub struct PartitionState {
     /// First offset (and the newest time before it) of the readings whose last window ends
     /// at the key: while that window is alive, a restart must replay from there.
     first_offset_by_end: BTreeMap<i64, (i64, Option<i64>)>,
+    /// The newest resume point computed: where this run started, then each commit's.
+    recorded: ResumePoint,
 }
 
 impl PartitionState {
@@ -57,15 +60,38 @@ impl PartitionState {
             at_eof: false,
             last_data: Instant::now(),
             first_offset_by_end: BTreeMap::new(),
+            recorded: ResumePoint {
+                offset: next_offset,
+                newest_ms: None,
+                replay_until: next_offset,
+                evicted_below: None,
+            },
         }
     }
 
-    /// The same partition, resuming where a previous run recorded `point`.
-    pub fn resuming(mut self, point: &ResumePoint) -> Self {
+    /// The same partition, resuming where a previous run recorded `point`, with `high` its
+    /// end offset now. `replay_until` was declared ahead of reading; nothing beyond the end
+    /// can have been read.
+    pub fn resuming(mut self, point: &ResumePoint, high: i64) -> Self {
         self.newest_ms = point.newest_ms;
-        self.replay_until = point.replay_until;
+        self.replay_until = point.replay_until.min(high);
         self.evicted_below = point.evicted_below;
+        self.recorded = ResumePoint {
+            offset: self.next_offset,
+            replay_until: self.replay_until,
+            ..*point
+        };
         self
+    }
+
+    /// The newest resume point computed.
+    pub fn recorded(&self) -> ResumePoint {
+        self.recorded
+    }
+
+    /// Epochs that read up to `position` may be written once this is recorded.
+    pub fn intended(&mut self, position: i64) {
+        self.recorded.replay_until = self.recorded.replay_until.max(position);
     }
 
     /// The lateness rule: a reading is late iff its `ts` is more than `lateness_ms` older
@@ -152,15 +178,20 @@ impl PartitionState {
                 durable.watermark_ms.map(|w| w + lateness_ms),
             ),
         };
-        // A restart that is still replaying records what the run before it had reached.
-        ResumePoint {
+        // A restart that is still replaying records what the run before it had reached, and
+        // what was recorded as possibly written stays recorded.
+        self.recorded = ResumePoint {
             offset,
             newest_ms,
-            replay_until: durable.next_offset.max(self.replay_until),
+            replay_until: durable
+                .next_offset
+                .max(self.replay_until)
+                .max(self.recorded.replay_until),
             evicted_below: self
                 .evicted_below
                 .max((horizon_ms > i64::MIN).then_some(horizon_ms)),
-        }
+        };
+        self.recorded
     }
 }
 
@@ -258,7 +289,7 @@ mod tests {
             replay_until: 5,
             evicted_below: None,
         };
-        let mut p = PartitionState::new(0, 3, None).resuming(&point);
+        let mut p = PartitionState::new(0, 3, None).resuming(&point, i64::MAX);
         assert!(
             !p.accept(4_000, 5_000),
             "judged against the newest before the resume offset"
@@ -280,11 +311,44 @@ mod tests {
             replay_until: 50,
             evicted_below: Some(60_000),
         };
-        let mut p = PartitionState::new(0, 3, None).resuming(&point);
+        let mut p = PartitionState::new(0, 3, None).resuming(&point, i64::MAX);
         let again = p.resume_point(i64::MIN, &durable(7, 10_000), 5);
         assert_eq!(
             (again.replay_until, again.evicted_below),
             (50, Some(60_000))
+        );
+    }
+
+    #[test]
+    fn an_intent_is_recorded_ahead_and_a_restart_replays_no_further_than_the_end() {
+        let mut p = PartitionState::new(0, 3, None);
+        p.record_for_replay(3, 60_000, Some(30));
+        let committed = p.resume_point(i64::MIN, &durable(5, 40), 5);
+        p.read(8, Instant::now());
+        p.intended(50);
+        assert_eq!(
+            p.recorded(),
+            ResumePoint {
+                replay_until: 50,
+                ..committed
+            }
+        );
+        assert_eq!(
+            p.resume_point(i64::MIN, &durable(6, 50), 5).replay_until,
+            50,
+            "a later commit keeps the intent"
+        );
+        assert!(
+            !p.progress(5, Instant::now(), Duration::from_secs(1))
+                .replaying,
+            "a run is not replaying what it declared itself"
+        );
+        let restarted = PartitionState::new(0, 3, None).resuming(&p.recorded(), 20);
+        assert_eq!(restarted.recorded().replay_until, 20);
+        assert!(
+            restarted
+                .progress(5, Instant::now(), Duration::from_secs(1))
+                .replaying
         );
     }
 
