@@ -5,8 +5,10 @@
 #   victoria-metrics (InfluxDB v2 write)    127.0.0.1:${MAXQ_VM_PORT:-18428}
 #
 #   cluster/services.sh install   apt packages and the tansu binary (cached in ~/.cache/maxq)
-#   cluster/services.sh start     install, then start what is not already up; prints env lines
-#   cluster/services.sh stop      stop what this script started
+#   cluster/services.sh start [tansu|influxdb|vm ...]
+#                                 install, then start what is not already up (default: all
+#                                 three); prints env lines
+#   cluster/services.sh stop [tansu|influxdb|vm ...]   stop what this script started
 #   cluster/services.sh env       the environment the tests read
 #
 # Safe to run twice, and when the services are already up (started by us or anyone else):
@@ -80,10 +82,14 @@ spawn() { # name port command...
   wait_for "$name" "$port" 60
 }
 
+wanted() { # name: whether the command line asked for it (no names: all)
+  [ ${#names[@]} -eq 0 ] || [[ " ${names[*]} " == *" $1 "* ]]
+}
+
 start() {
   install
   mkdir -p "$state/tansu" "$state/influxdb" "$state/vm"
-  spawn tansu "$kafka_port" env -C "$state/tansu" "$tansu" broker \
+  wanted tansu && spawn tansu "$kafka_port" env -C "$state/tansu" "$tansu" broker \
     --listener-url "tcp://127.0.0.1:$kafka_port" \
     --advertised-listener-url "tcp://127.0.0.1:$kafka_port" \
     --storage-engine "sqlite://tansu.db"
@@ -100,15 +106,21 @@ bind-address = "127.0.0.1:$((influx_port + 2))"
   bind-address = "127.0.0.1:$influx_port"
   log-enabled = false
 CONF
-  spawn influxdb "$influx_port" influxd -config "$state/influxdb.conf"
-  spawn vm "$vm_port" victoria-metrics -storageDataPath="$state/vm" \
-    -httpListenAddr="127.0.0.1:$vm_port" -retentionPeriod=100y -loggerLevel=WARN
+  wanted influxdb && spawn influxdb "$influx_port" influxd -config "$state/influxdb.conf"
+  # MAXQ_VM_AUTH=user:password turns on HTTP basic auth (a test's rejected-token server).
+  local auth=()
+  if [ -n "${MAXQ_VM_AUTH:-}" ]; then
+    auth=(-httpAuth.username="${MAXQ_VM_AUTH%%:*}" -httpAuth.password="${MAXQ_VM_AUTH#*:}")
+  fi
+  wanted vm && spawn vm "$vm_port" victoria-metrics -storageDataPath="$state/vm" \
+    -httpListenAddr="127.0.0.1:$vm_port" -retentionPeriod=100y -loggerLevel=WARN "${auth[@]}"
   env_lines
 }
 
 stop() {
   local name pid
   for name in vm influxdb tansu; do
+    wanted "$name" || continue
     [ -f "$state/$name.pid" ] || continue
     pid=$(cat "$state/$name.pid")
     if kill -0 "$pid" 2>/dev/null; then
@@ -127,7 +139,10 @@ env_lines() {
   echo "MAXQ_TEST_INFLUX_V2=http://127.0.0.1:$vm_port"
 }
 
-case "${1:-}" in
+command=${1:-}
+shift || true
+names=("$@")
+case "$command" in
   install) install ;;
   start) start ;;
   stop) stop ;;

@@ -112,3 +112,50 @@ fn v2_writes_reach_the_server_byte_for_byte() {
         std::thread::sleep(Duration::from_millis(500));
     }
 }
+
+#[test]
+fn a_rejected_token_fails_fast_naming_influx_token_and_commits_nothing() {
+    // A VictoriaMetrics of the test's own that answers 401 to every write without the
+    // right credentials.
+    let vm = PrivateService::start_with("vm", &[("MAXQ_VM_AUTH", "maxq:right-secret")]);
+    let topic = unique("v2auth");
+    create_topic(&topic, 2);
+    produce(&topic, &stream(8, 2, 4, 500, 60, 0));
+    let group = unique("group");
+    let started = Instant::now();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_maxq"))
+        .args([
+            "run",
+            "--brokers",
+            &brokers(),
+            "--topic",
+            &topic,
+            "--group",
+            &group,
+            "--until-end",
+            "--influx-url",
+            &vm.address(),
+            "--influx-api",
+            "v2",
+            "--influx-org",
+            "maxq",
+            "--influx-bucket",
+            "telemetry",
+        ])
+        .env("INFLUX_TOKEN", "wrong-secret")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(started.elapsed() < Duration::from_secs(15));
+    assert!(
+        stderr.contains("INFLUX_TOKEN") && stderr.contains("--influx-bucket"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("wrong-secret"), "the token never appears");
+    let resume = maxq::resume::load(&resume_config(&topic, &group)).unwrap();
+    assert!(
+        resume.values().all(|p| p.offset == 0),
+        "nothing committed: a restart reads from the start ({resume:?})"
+    );
+}

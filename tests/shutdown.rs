@@ -62,6 +62,74 @@ fn sigterm_flushes_commits_and_exits_zero_within_5_s() {
 }
 
 #[test]
+fn sigterm_while_influxdb_is_unreachable_exits_non_zero_in_bounded_time_committing_nothing() {
+    let topic = unique("stuck");
+    create_topic(&topic, 2);
+    produce(&topic, &stream(13, 2, 10, 3_000, 60, 0));
+    let group = unique("g");
+    // A port nobody listens on: every write is refused and retried with backoff.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_maxq"))
+        .args([
+            "run",
+            "--brokers",
+            &brokers(),
+            "--topic",
+            &topic,
+            "--group",
+            &group,
+            "--progress-interval",
+            "200ms",
+        ])
+        .args(v1_flags_at(
+            &format!("http://127.0.0.1:{port}"),
+            "db",
+            "telemetry_1m",
+        ))
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let watch = ProgressWatch::follow(&mut child);
+    wait_until("write retries", 30, || {
+        watch.log().split_whitespace().any(|w| {
+            w.strip_prefix("write_retries=")
+                .is_some_and(|n| n.parse::<u64>().is_ok_and(|n| n > 0))
+        })
+    });
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let signalled = Instant::now();
+    wait_until("exit after SIGTERM", 10, || {
+        child.try_wait().unwrap().is_some()
+    });
+    let elapsed = signalled.elapsed();
+    let status = child.wait().unwrap();
+    assert!(
+        elapsed < Duration::from_secs(5),
+        "exited {elapsed:?} after SIGTERM"
+    );
+    assert_eq!(status.code(), Some(3), "{}", watch.log());
+    assert!(
+        watch.log().contains("--shutdown-timeout"),
+        "{}",
+        watch.log()
+    );
+    let resume = maxq::resume::load(&resume_config(&topic, &group)).unwrap();
+    assert!(
+        resume.values().all(|p| p.offset == 0),
+        "nothing unwritten is committed: a restart reads from the start ({resume:?})"
+    );
+}
+
+#[test]
 fn a_missing_cluster_peer_fails_naming_the_flags() {
     let dir = tempfile::tempdir().unwrap();
     let hosts = hostfile(dir.path(), 2);

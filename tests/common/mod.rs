@@ -34,8 +34,13 @@ pub fn unique(prefix: &str) -> String {
 }
 
 pub fn create_topic(name: &str, partitions: i32) {
+    create_topic_at(&brokers(), name, partitions);
+}
+
+/// Creates a topic on the broker at `brokers`.
+pub fn create_topic_at(brokers: &str, name: &str, partitions: i32) {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", brokers())
+        .set("bootstrap.servers", brokers)
         .create()
         .unwrap();
     let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
@@ -69,8 +74,13 @@ pub struct Message {
 
 /// Produces `messages` in order, each to its partition, and waits for every delivery.
 pub fn produce(topic: &str, messages: &[Message]) {
+    produce_at(&brokers(), topic, messages);
+}
+
+/// Produces to the broker at `brokers`.
+pub fn produce_at(brokers: &str, topic: &str, messages: &[Message]) {
     let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", brokers())
+        .set("bootstrap.servers", brokers)
         .set("enable.idempotence", "true")
         .set("linger.ms", "20")
         .create()
@@ -299,15 +309,17 @@ pub fn assert_same(what: &str, actual: &Points, expected: &Points) {
     );
     for (k, e) in expected {
         let a = &actual[k];
-        assert!(
-            a.count == e.count
-                && a.min == e.min
-                && a.max == e.max
-                && close(a.mean, e.mean)
-                && close(a.stddev, e.stddev),
-            "{what}: point {k:?} is {a:?}, expected {e:?}"
-        );
+        assert!(same(a, e), "{what}: point {k:?} is {a:?}, expected {e:?}");
     }
+}
+
+/// Whether two points are the same, as `assert_same` compares them.
+pub fn same(a: &Point, e: &Point) -> bool {
+    a.count == e.count
+        && a.min == e.min
+        && a.max == e.max
+        && close(a.mean, e.mean)
+        && close(a.stddev, e.stddev)
 }
 
 /// Runs the maxq binary with `args`, returning its output.
@@ -332,7 +344,11 @@ pub fn maxq_ok(args: &[&str]) -> Output {
 
 /// InfluxDB 1.x: creates a database.
 pub fn influx_create_db(db: &str) {
-    let url = service("MAXQ_TEST_INFLUX_V1");
+    influx_create_db_at(&service("MAXQ_TEST_INFLUX_V1"), db);
+}
+
+/// Creates a database on the InfluxDB 1.x at `url`.
+pub fn influx_create_db_at(url: &str, db: &str) {
     ureq::post(&format!("{url}/query"))
         .send_form(&[("q", &format!("CREATE DATABASE \"{db}\""))])
         .unwrap();
@@ -340,8 +356,18 @@ pub fn influx_create_db(db: &str) {
 
 /// InfluxDB 1.x: every point of `measurement` in `db`.
 pub fn influx_points(db: &str, measurement: &str) -> Points {
-    let url = service("MAXQ_TEST_INFLUX_V1");
-    let q = format!("SELECT \"count\", \"mean\", \"min\", \"max\", \"stddev\" FROM \"{measurement}\" GROUP BY \"sensor\"");
+    influx_points_at(&service("MAXQ_TEST_INFLUX_V1"), db, measurement)
+}
+
+/// Every point of `measurement` in `db` on the InfluxDB 1.x at `url`.
+pub fn influx_points_at(url: &str, db: &str, measurement: &str) -> Points {
+    influx_points_where(url, db, measurement, "")
+}
+
+/// The points of `measurement` in `db` that match an InfluxQL `WHERE` clause (or all, for
+/// ""). A point being written may be seen with only some of its fields: it is left out.
+pub fn influx_points_where(url: &str, db: &str, measurement: &str, filter: &str) -> Points {
+    let q = format!("SELECT \"count\", \"mean\", \"min\", \"max\", \"stddev\" FROM \"{measurement}\" {filter} GROUP BY \"sensor\"");
     let body: serde_json::Value = ureq::get(&format!("{url}/query"))
         .query("db", db)
         .query("epoch", "ms")
@@ -358,15 +384,20 @@ pub fn influx_points(db: &str, measurement: &str) -> Points {
     {
         let sensor = series["tags"]["sensor"].as_str().unwrap().to_owned();
         for row in series["values"].as_array().unwrap() {
-            let f = |i: usize| row[i].as_f64().unwrap();
+            let f = |i: usize| row[i].as_f64();
+            let (Some(time), Some(count), Some(mean), Some(min), Some(max), Some(stddev)) =
+                (row[0].as_i64(), row[1].as_i64(), f(2), f(3), f(4), f(5))
+            else {
+                continue;
+            };
             points.insert(
-                (sensor.clone(), row[0].as_i64().unwrap()),
+                (sensor.clone(), time),
                 Point {
-                    count: row[1].as_i64().unwrap(),
-                    mean: f(2),
-                    min: f(3),
-                    max: f(4),
-                    stddev: f(5),
+                    count,
+                    mean,
+                    min,
+                    max,
+                    stddev,
                 },
             );
         }
@@ -419,9 +450,14 @@ pub fn resume_config(topic: &str, group: &str) -> maxq::config::KafkaConfig {
 
 /// The v1 flags of a run writing to `db`.
 pub fn v1_flags(db: &str, measurement: &str) -> Vec<String> {
+    v1_flags_at(&service("MAXQ_TEST_INFLUX_V1"), db, measurement)
+}
+
+/// The v1 flags of a run writing to `db` on the InfluxDB 1.x at `url`.
+pub fn v1_flags_at(url: &str, db: &str, measurement: &str) -> Vec<String> {
     [
         "--influx-url",
-        &service("MAXQ_TEST_INFLUX_V1"),
+        url,
         "--influx-api",
         "v1",
         "--influx-db",
@@ -477,5 +513,190 @@ pub fn maxq_cluster(processes: usize, args: &[String]) {
             "cluster process failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+    }
+}
+
+/// Each partition's messages split in two halves, in order: what is produced before a fault
+/// and what after.
+pub fn halves(messages: &[Message]) -> (Vec<Message>, Vec<Message>) {
+    let mut by_partition: BTreeMap<i32, Vec<Message>> = BTreeMap::new();
+    for m in messages {
+        by_partition.entry(m.partition).or_default().push(m.clone());
+    }
+    let (mut first, mut second) = (Vec::new(), Vec::new());
+    for mut own in by_partition.into_values() {
+        second.extend(own.split_off(own.len() / 2));
+        first.extend(own);
+    }
+    (first, second)
+}
+
+/// A service of the test's own (`cluster/services.sh` with a private state directory and
+/// port), which the test can stop and start again on the same storage; stopped when dropped.
+pub struct PrivateService {
+    name: &'static str,
+    port: u16,
+    dir: tempfile::TempDir,
+    env: Vec<(String, String)>,
+}
+
+impl PrivateService {
+    /// Starts `tansu`, `influxdb` or `vm` on a free loopback port.
+    pub fn start(name: &'static str) -> PrivateService {
+        PrivateService::start_with(name, &[])
+    }
+
+    /// Starts it with extra environment for `cluster/services.sh` (e.g. `MAXQ_VM_AUTH`).
+    pub fn start_with(name: &'static str, env: &[(&str, &str)]) -> PrivateService {
+        // influxd also binds port + 2 (its RPC address): take a port whose +2 is free too.
+        let port = loop {
+            let a = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let port = a.local_addr().unwrap().port();
+            if port < 65_000 && std::net::TcpListener::bind(("127.0.0.1", port + 2)).is_ok() {
+                break port;
+            }
+        };
+        let service = PrivateService {
+            name,
+            port,
+            dir: tempfile::tempdir().unwrap(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        };
+        service.up();
+        service
+    }
+
+    /// `host:port` for a broker, `http://host:port` for InfluxDB.
+    pub fn address(&self) -> String {
+        match self.name {
+            "influxdb" | "vm" => format!("http://127.0.0.1:{}", self.port),
+            _ => format!("127.0.0.1:{}", self.port),
+        }
+    }
+
+    fn script(&self, command: &str) {
+        let port_var = match self.name {
+            "tansu" => "MAXQ_KAFKA_PORT",
+            "influxdb" => "MAXQ_INFLUX_V1_PORT",
+            "vm" => "MAXQ_VM_PORT",
+            other => panic!("no private {other}"),
+        };
+        let out = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/cluster/services.sh"))
+            .args([command, self.name])
+            .env("MAXQ_SERVICES_DIR", self.dir.path())
+            .env(port_var, self.port.to_string())
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "services.sh {command} {}: {}",
+            self.name,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Starts it (again, on the same storage) and waits for its port.
+    pub fn up(&self) {
+        self.script("start");
+    }
+
+    /// Stops it; its storage stays.
+    pub fn down(&self) {
+        self.script("stop");
+    }
+}
+
+impl Drop for PrivateService {
+    fn drop(&mut self) {
+        self.down();
+    }
+}
+
+/// The latest `readings=N` of a run's progress lines, read from its stderr as they come;
+/// it can also `kill -9` the run the moment a given line appears.
+pub struct ProgressWatch {
+    readings: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    log: std::sync::Arc<std::sync::Mutex<String>>,
+    kill_on: std::sync::Arc<std::sync::Mutex<Option<&'static str>>>,
+}
+
+impl ProgressWatch {
+    /// Follows `child`'s stderr (the run needs `RUST_LOG=info` and a short
+    /// `--progress-interval`).
+    pub fn follow(child: &mut std::process::Child) -> ProgressWatch {
+        use std::io::BufRead as _;
+        let stderr = child.stderr.take().expect("stderr piped");
+        let readings = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let kill_on = std::sync::Arc::new(std::sync::Mutex::new(None::<&'static str>));
+        let (r, l, k, pid) = (readings.clone(), log.clone(), kill_on.clone(), child.id());
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some(pattern) = *k.lock().unwrap() {
+                    if line.contains(pattern) {
+                        let _ = Command::new("kill")
+                            .args(["-KILL", &pid.to_string()])
+                            .status();
+                    }
+                }
+                if let Some(n) = line
+                    .split_whitespace()
+                    .find_map(|w| w.strip_prefix("readings="))
+                    .and_then(|n| n.parse().ok())
+                {
+                    r.store(n, std::sync::atomic::Ordering::Relaxed);
+                }
+                let mut log = l.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        ProgressWatch {
+            readings,
+            log,
+            kill_on,
+        }
+    }
+
+    /// From now on, `kill -9` the run as soon as it logs a line containing `pattern`.
+    pub fn kill_on(&self, pattern: &'static str) {
+        *self.kill_on.lock().unwrap() = Some(pattern);
+    }
+
+    /// Readings accepted so far, as last reported.
+    pub fn readings(&self) -> u64 {
+        self.readings.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Everything the run logged so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+/// Peak resident set of a running process, KiB (`VmHWM`).
+pub fn peak_rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// Waits up to `seconds` for `condition`, polling.
+pub fn wait_until(what: &str, seconds: u64, mut condition: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+    while !condition() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: not within {seconds} s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }
