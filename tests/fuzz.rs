@@ -38,14 +38,18 @@ fn fuzzed(rng: &mut Rng) -> (Vec<u8>, &'static str) {
             format!(r#"{{"sensor":{},"ts":0,"value":1}}"#, deep(1_000)).into_bytes(),
             "bad_sensor",
         ),
-        4 => (
-            format!(
-                r#"{{"sensor":"{}","ts":0,"value":1}}"#,
-                "x".repeat(300 + rng.below(2_000) as usize)
+        4 => {
+            // Over 256 bytes; one in fifty is a 1 MiB string.
+            let len = if rng.below(50) == 0 {
+                1 << 20
+            } else {
+                300 + rng.below(2_000) as usize
+            };
+            (
+                format!(r#"{{"sensor":"{}","ts":0,"value":1}}"#, "x".repeat(len)).into_bytes(),
+                "bad_sensor",
             )
-            .into_bytes(),
-            "bad_sensor",
-        ),
+        }
         5 => (r#"{"sensor":"a","ts":0,"value":1e400}"#.into(), "bad_value"),
         6 => (r#"{"sensor":"a","ts":1e30,"value":1}"#.into(), "bad_ts"),
         7 => (
