@@ -18,6 +18,7 @@
 #![forbid(missing_docs)]
 
 pub mod aggregate;
+pub mod bench;
 pub mod cli;
 pub mod commit;
 pub mod config;

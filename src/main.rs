@@ -46,6 +46,13 @@ fn main() -> ExitCode {
             }
         }),
         Some(Command::Demo(args)) => maxq::demo::demo(&args),
+        Some(Command::Bench(args)) => maxq::bench::bench(&args).and_then(|report| {
+            print!("{}", report.markdown);
+            report.check()
+        }),
+        Some(Command::BenchConsume(args)) => {
+            maxq::bench::consume(&args).map(|count| println!("{count}"))
+        }
         None => maxq::demo::demo(&cli.demo),
     };
     match result {

@@ -1,0 +1,310 @@
+//! `maxq bench`: the figures of issue 6, reproducible by anyone with the services.
+//!
+//! Every measured program is a child process of this binary (`maxq run`, or the hidden
+//! `maxq bench-consume` ceiling), measured by the kernel (`wait4`): CPU per reading, wall
+//! throughput and peak RSS, against a plain consumer of the same partitions in the same
+//! run. Each pipeline run's points are checked against the input: the sum of `count` over
+//! the points InfluxDB holds equals the readings loaded.
+//!
+//! Sections, each optional (`--sections`): the ceiling and the pipeline over the external
+//! broker; the same over an in-process broker; update latency in streaming mode; memory per
+//! live key; RSS over an endless stream.
+
+mod ceiling;
+mod child;
+mod embedded;
+mod influx;
+mod latency;
+mod machine;
+mod memory;
+mod pipeline;
+mod preload;
+mod proxy;
+mod report;
+mod stream;
+
+pub use ceiling::{consume, Consumed};
+
+use std::path::{Path, PathBuf};
+use tracing::info;
+
+use crate::cli::{BenchArgs, BenchSection};
+use embedded::Embedded;
+use influx::Influx;
+use report::{Broker, Results, Row, RunKind};
+use stream::Live;
+
+/// A finished benchmark: its Markdown, and the correctness checks that failed.
+#[derive(Debug)]
+pub struct BenchReport {
+    /// The run's section of the report file.
+    pub markdown: String,
+    /// Checks that failed, each saying what was compared.
+    pub failed_checks: Vec<String>,
+}
+
+impl BenchReport {
+    /// An error listing the failed checks, if any.
+    pub fn check(&self) -> anyhow::Result<()> {
+        if self.failed_checks.is_empty() {
+            Ok(())
+        } else {
+            anyhow::bail!("wrong results: {}", self.failed_checks.join("; "))
+        }
+    }
+}
+
+/// Runs the sections asked for, adds the results to `--report` and returns them.
+pub fn bench(args: &BenchArgs) -> anyhow::Result<BenchReport> {
+    anyhow::ensure!(
+        args.readings > 0 && args.sensors > 0 && args.partitions > 0,
+        "--readings, --sensors and --partitions must be at least 1"
+    );
+    anyhow::ensure!(
+        !args.workers.is_empty() && args.workers.iter().all(|&w| w > 0),
+        "--workers takes worker counts of at least 1, e.g. --workers 1,2"
+    );
+    let dir = work_dir(args)?;
+    info!(dir = %dir.display(), "logs of every run go here");
+    let influx = Influx::new(&args.influx_url)?;
+    let mut results = Results {
+        setup: machine::describe(&influx.version(), &args.brokers),
+        ..Results::default()
+    };
+    let wants = |s| args.sections.contains(&s);
+    if wants(BenchSection::Ceiling) || wants(BenchSection::Pipeline) {
+        external(args, &dir, &influx, &mut results)?;
+    }
+    if wants(BenchSection::Embedded) {
+        in_process(args, &dir, &influx, &mut results)?;
+    }
+    let workers = args.workers.iter().copied().max().unwrap_or(1);
+    if wants(BenchSection::Latency) {
+        let live = Live {
+            dir: &dir,
+            brokers: &args.brokers,
+            influx: &influx,
+            partitions: args.partitions,
+            sensors: args.sensors,
+            workers,
+        };
+        results.latency = Some(latency::measure(
+            &live,
+            args.latency_rate,
+            args.latency_duration,
+        )?);
+    }
+    if wants(BenchSection::Memory) {
+        let embedded = Embedded::start()?;
+        for keys in std::iter::once(memory::BASELINE_KEYS).chain(args.keys.iter().copied()) {
+            info!(keys, "memory run");
+            results
+                .keys
+                .push(memory::keys_run(&dir, &embedded, keys, args.partitions)?);
+        }
+    }
+    if wants(BenchSection::Endless) {
+        let embedded = Embedded::start()?;
+        let topic = "endless";
+        embedded.create_topic(topic, args.partitions)?;
+        let live = Live {
+            dir: &dir,
+            brokers: &embedded.brokers,
+            influx: &influx,
+            partitions: args.partitions,
+            sensors: args.sensors,
+            workers,
+        };
+        info!(duration = %humantime::format_duration(args.endless_duration), "endless run");
+        results.endless = Some(memory::endless(
+            &live,
+            topic,
+            args.endless_rate,
+            args.endless_duration,
+        )?);
+    }
+    let title = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let markdown = results.markdown(&title);
+    report::write(&args.report, &markdown)?;
+    let mut failed_checks: Vec<String> = results
+        .rows
+        .iter()
+        .filter(|r| !r.check.1)
+        .map(|r| r.check.0.clone())
+        .collect();
+    if let Some(l) = &results.latency {
+        if l.sent_and_counted.0 != l.sent_and_counted.1 {
+            failed_checks.push(format!(
+                "latency run: {} readings sent, the points count {}",
+                l.sent_and_counted.0, l.sent_and_counted.1
+            ));
+        }
+    }
+    Ok(BenchReport {
+        markdown,
+        failed_checks,
+    })
+}
+
+fn work_dir(args: &BenchArgs) -> anyhow::Result<PathBuf> {
+    let dir = args
+        .work_dir
+        .clone()
+        .unwrap_or_else(|| std::env::temp_dir().join(format!("maxq-bench-{}", std::process::id())));
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| anyhow::anyhow!("--work-dir {}: {e}", dir.display()))?;
+    Ok(dir)
+}
+
+/// The check of a run that should account for `expected` readings.
+fn check(what: &str, expected: u64, actual: u64) -> (String, bool) {
+    if expected == actual {
+        (format!("{what} {actual}"), true)
+    } else {
+        (format!("{what} {actual}, expected {expected}"), false)
+    }
+}
+
+/// The ceiling and the pipeline over the external broker's preloaded topic.
+fn external(
+    args: &BenchArgs,
+    dir: &Path,
+    influx: &Influx,
+    results: &mut Results,
+) -> anyhow::Result<()> {
+    let topic = args.topic.clone().unwrap_or_else(|| {
+        format!(
+            "maxq-bench-{}p-{}s-{}",
+            args.partitions, args.sensors, args.readings
+        )
+    });
+    let loaded = preload::ensure(
+        &args.brokers,
+        &topic,
+        args.partitions,
+        args.sensors,
+        args.readings,
+    )?;
+    results.setup.push(format!(
+        "input: topic `{topic}`, {} generated readings (seed 1, {} sensors at {} Hz), {} partitions; {}",
+        loaded.readings,
+        args.sensors,
+        preload::HZ,
+        args.partitions,
+        match loaded.loaded_in {
+            Some(t) => format!("loaded in this run in {:.1} s", t.as_secs_f64()),
+            None => "loaded by an earlier run".to_owned(),
+        }
+    ));
+    let target = pipeline::Target {
+        dir,
+        brokers: &args.brokers,
+        topic: &topic,
+        influx,
+    };
+    if args.sections.contains(&BenchSection::Ceiling) {
+        results
+            .rows
+            .extend(ceilings(&target, Broker::External, loaded.readings, false)?);
+    }
+    if args.sections.contains(&BenchSection::Pipeline) {
+        for &w in &args.workers {
+            results
+                .rows
+                .push(maxq(&target, Broker::External, loaded.readings, w)?);
+        }
+    }
+    Ok(())
+}
+
+/// The same over the in-process broker, with its CPU accounted apart.
+fn in_process(
+    args: &BenchArgs,
+    dir: &Path,
+    influx: &Influx,
+    results: &mut Results,
+) -> anyhow::Result<()> {
+    let embedded = Embedded::start()?;
+    let topic = "telemetry";
+    embedded.create_topic(topic, args.partitions)?;
+    let loaded = preload::publish(&embedded.brokers, topic, args.sensors, args.readings)?;
+    info!("in-process broker: {loaded}");
+    let target = pipeline::Target {
+        dir,
+        brokers: &embedded.brokers,
+        topic,
+        influx,
+    };
+    results
+        .rows
+        .extend(ceilings(&target, Broker::InProcess, loaded.sent, true)?);
+    for &w in &args.workers {
+        results
+            .rows
+            .push(maxq(&target, Broker::InProcess, loaded.sent, w)?);
+    }
+    Ok(())
+}
+
+fn ceilings(
+    target: &pipeline::Target<'_>,
+    broker: Broker,
+    readings: u64,
+    in_process: bool,
+) -> anyhow::Result<Vec<Row>> {
+    let mut rows = Vec::new();
+    for (kind, parse) in [(RunKind::Read, false), (RunKind::ReadParse, true)] {
+        let name = format!(
+            "{}-ceiling-{}",
+            label(broker),
+            if parse { "parse" } else { "read" }
+        );
+        info!(run = name, "plain consumer");
+        let cpu_before = child::own_cpu();
+        let (consumed, usage) =
+            ceiling::measure(target.dir, &name, target.brokers, target.topic, parse)?;
+        let mut check = check("messages read", readings, consumed.messages);
+        if parse && consumed.parsed != consumed.messages {
+            check = (
+                format!("{}; only {} parsed", check.0, consumed.parsed),
+                false,
+            );
+        }
+        rows.push(Row {
+            broker,
+            kind,
+            readings: consumed.messages,
+            usage,
+            broker_cpu: in_process.then(|| child::own_cpu() - cpu_before),
+            check,
+        });
+    }
+    Ok(rows)
+}
+
+fn maxq(
+    target: &pipeline::Target<'_>,
+    broker: Broker,
+    readings: u64,
+    workers: usize,
+) -> anyhow::Result<Row> {
+    let name = format!("{}-maxq-w{workers}", label(broker));
+    info!(run = name, "pipeline");
+    let cpu_before = child::own_cpu();
+    let run = pipeline::measure(target, &name, workers)?;
+    Ok(Row {
+        broker,
+        kind: RunKind::Maxq(workers),
+        readings,
+        usage: run.usage,
+        broker_cpu: (broker == Broker::InProcess).then(|| child::own_cpu() - cpu_before),
+        check: check("sum of count in InfluxDB", readings, run.counted),
+    })
+}
+
+fn label(broker: Broker) -> &'static str {
+    match broker {
+        Broker::External => "external",
+        Broker::InProcess => "in-process",
+    }
+}

@@ -1,0 +1,388 @@
+//! The results as Markdown: the machine, the versions and the exact command, then one table
+//! per section and the targets; added to the front of the report file so that runs can be
+//! compared over time.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::time::Duration;
+
+use super::child::Usage;
+use super::latency::LatencyRun;
+use super::memory::{bytes_per_key, EndlessRun, KeysRun};
+
+/// Where the readings of a throughput row came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Broker {
+    /// The broker at `--brokers`.
+    External,
+    /// The in-process broker.
+    InProcess,
+}
+
+/// What a throughput row ran.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunKind {
+    /// The plain consumer, reading only.
+    Read,
+    /// The plain consumer, reading and parsing.
+    ReadParse,
+    /// `maxq run --until-end -w N`.
+    Maxq(usize),
+}
+
+/// One throughput measurement.
+#[derive(Clone, Debug)]
+pub struct Row {
+    /// Source of the readings.
+    pub broker: Broker,
+    /// What ran.
+    pub kind: RunKind,
+    /// Readings processed.
+    pub readings: u64,
+    /// The child's figures.
+    pub usage: Usage,
+    /// CPU of the in-process broker during the run.
+    pub broker_cpu: Option<Duration>,
+    /// The correctness check: what it compared, and whether it held.
+    pub check: (String, bool),
+}
+
+impl Row {
+    /// CPU microseconds per reading.
+    pub fn cpu_us_per_reading(&self) -> f64 {
+        self.usage.cpu.as_secs_f64() * 1e6 / self.readings.max(1) as f64
+    }
+
+    /// Readings per second of wall time.
+    pub fn rate(&self) -> f64 {
+        self.readings as f64 / self.usage.wall.as_secs_f64().max(1e-9)
+    }
+}
+
+/// Everything measured in one benchmark run.
+#[derive(Debug, Default)]
+pub struct Results {
+    /// The sizes and the command, as one Markdown line each.
+    pub setup: Vec<String>,
+    /// Throughput rows, in the order run.
+    pub rows: Vec<Row>,
+    /// The latency run.
+    pub latency: Option<LatencyRun>,
+    /// The memory runs, the baseline first.
+    pub keys: Vec<KeysRun>,
+    /// The endless run.
+    pub endless: Option<EndlessRun>,
+}
+
+/// The targets of the issue, checked against the figures.
+pub const MAX_CPU_RATIO: f64 = 2.0;
+/// Embedded throughput target with the most workers, readings/s.
+pub const MIN_EMBEDDED_RATE: f64 = 1_000_000.0;
+/// p99 update latency target.
+pub const MAX_P99: Duration = Duration::from_millis(250);
+/// Bytes per live key target.
+pub const MAX_BYTES_PER_KEY: f64 = 200.0;
+/// RSS counts as flat when its peak in the last quarter of the endless run is at most this
+/// much above its peak in the second quarter (state is complete after the first windows).
+pub const MAX_RSS_GROWTH: f64 = 0.10;
+
+const MIB: f64 = 1024.0 * 1024.0;
+
+fn ms(d: Duration) -> String {
+    format!("{:.1}", d.as_secs_f64() * 1000.0)
+}
+
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push('\u{202f}');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn mark(met: bool) -> &'static str {
+    if met {
+        "met"
+    } else {
+        "**missed**"
+    }
+}
+
+impl Results {
+    fn ceiling(&self, broker: Broker, kind: RunKind) -> Option<&Row> {
+        self.rows
+            .iter()
+            .find(|r| r.broker == broker && r.kind == kind)
+    }
+
+    /// The Markdown of this run, headed by `title`.
+    pub fn markdown(&self, title: &str) -> String {
+        let mut md = format!("## {title}\n\n");
+        for line in &self.setup {
+            let _ = writeln!(md, "- {line}");
+        }
+        if !self.rows.is_empty() {
+            md.push_str(&self.throughput_table());
+        }
+        if let Some(latency) = &self.latency {
+            md.push_str(&latency_table(latency));
+        }
+        if !self.keys.is_empty() {
+            md.push_str(&self.keys_table());
+        }
+        if let Some(endless) = &self.endless {
+            md.push_str(&endless_table(endless));
+        }
+        md.push_str(&self.targets_table());
+        md
+    }
+
+    fn throughput_table(&self) -> String {
+        let mut md = String::from("\n### Throughput and CPU per reading\n\n");
+        md.push_str("CPU is the child process's user + system time (`wait4`); the in-process broker's CPU is the benchmark process's own, shown apart. Ratios compare CPU per reading with the plain consumer's over the same broker in the same run.\n\n");
+        md.push_str("| broker | run | readings | wall s | readings/s | CPU s | CPU µs/reading | peak RSS MiB | × read | × read+parse | broker CPU s | check |\n");
+        md.push_str(
+            "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n",
+        );
+        for row in &self.rows {
+            let ratio = |kind| {
+                self.ceiling(row.broker, kind)
+                    .filter(|_| matches!(row.kind, RunKind::Maxq(_)))
+                    .map(|c| format!("{:.2}", row.cpu_us_per_reading() / c.cpu_us_per_reading()))
+                    .unwrap_or_else(|| "—".to_owned())
+            };
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {:.1} | {} | {:.2} | {:.2} | {:.0} | {} | {} | {} | {} {} |",
+                match row.broker {
+                    Broker::External => "external",
+                    Broker::InProcess => "in-process",
+                },
+                match row.kind {
+                    RunKind::Read => "plain consumer: read".to_owned(),
+                    RunKind::ReadParse => "plain consumer: read + parse".to_owned(),
+                    RunKind::Maxq(w) => format!("`maxq run --until-end -w {w}`"),
+                },
+                thousands(row.readings),
+                row.usage.wall.as_secs_f64(),
+                thousands(row.rate() as u64),
+                row.usage.cpu.as_secs_f64(),
+                row.cpu_us_per_reading(),
+                row.usage.peak_rss_bytes as f64 / MIB,
+                ratio(RunKind::Read),
+                ratio(RunKind::ReadParse),
+                row.broker_cpu
+                    .map(|c| format!("{:.2}", c.as_secs_f64()))
+                    .unwrap_or_else(|| "—".to_owned()),
+                if row.check.1 { "✓" } else { "✗" },
+                row.check.0,
+            );
+        }
+        md
+    }
+
+    fn keys_table(&self) -> String {
+        let mut md = String::from("\n### Memory per live key\n\n");
+        let _ = writeln!(
+            md,
+            "One reading per sensor, all in one window, `maxq run --until-end -w 1 --emit final` from the in-process broker into files, `-X queued.max.messages.kbytes={}`; bytes/key = (peak RSS − peak RSS of the {}-key baseline) / (keys − baseline keys).\n",
+            super::memory::QUEUE_KIB,
+            thousands(super::memory::BASELINE_KEYS as u64)
+        );
+        md.push_str("| live keys | peak RSS MiB | bytes/key |\n| ---: | ---: | ---: |\n");
+        let baseline = &self.keys[0];
+        for run in &self.keys {
+            let per_key = if std::ptr::eq(run, baseline) {
+                "baseline".to_owned()
+            } else {
+                format!("{:.0}", bytes_per_key(run, baseline))
+            };
+            let _ = writeln!(
+                md,
+                "| {} | {:.1} | {per_key} |",
+                thousands(run.keys),
+                run.usage.peak_rss_bytes as f64 / MIB
+            );
+        }
+        md
+    }
+
+    fn targets_table(&self) -> String {
+        let mut lines = Vec::new();
+        for row in &self.rows {
+            let (Broker::External, RunKind::Maxq(w)) = (row.broker, row.kind) else {
+                continue;
+            };
+            if let Some(c) = self.ceiling(Broker::External, RunKind::ReadParse) {
+                let ratio = row.cpu_us_per_reading() / c.cpu_us_per_reading();
+                lines.push(format!(
+                    "| CPU per reading ≤ {MAX_CPU_RATIO}× the plain consumer's read + parse (`-w {w}`) | {ratio:.2}× | {} |",
+                    mark(ratio <= MAX_CPU_RATIO)
+                ));
+            }
+        }
+        let embedded = self
+            .rows
+            .iter()
+            .filter(|r| r.broker == Broker::InProcess)
+            .filter_map(|r| match r.kind {
+                RunKind::Maxq(w) => Some((w, r.rate())),
+                _ => None,
+            })
+            .max_by_key(|(w, _)| *w);
+        if let Some((w, rate)) = embedded {
+            lines.push(format!(
+                "| in-process broker: ≥ {} readings/s with `-w {w}` | {} readings/s | {} |",
+                thousands(MIN_EMBEDDED_RATE as u64),
+                thousands(rate as u64),
+                mark(rate >= MIN_EMBEDDED_RATE)
+            ));
+        }
+        if let Some(l) = &self.latency {
+            let p99 = l.quantile(0.99);
+            let all = l.latencies.len() == l.probes;
+            lines.push(format!(
+                "| p99 update latency < {} ms at {} readings/s | {} ms{} | {} |",
+                MAX_P99.as_millis(),
+                thousands(l.rate),
+                p99.map(ms).unwrap_or_else(|| "—".to_owned()),
+                if all {
+                    ""
+                } else {
+                    " (not every probe acknowledged)"
+                },
+                mark(all && p99.is_some_and(|p| p < MAX_P99))
+            ));
+        }
+        if let (Some(baseline), Some(largest)) = (self.keys.first(), self.keys.last()) {
+            if self.keys.len() > 1 {
+                let per_key = bytes_per_key(largest, baseline);
+                lines.push(format!(
+                    "| ≤ {MAX_BYTES_PER_KEY:.0} bytes per live key ({} keys) | {per_key:.0} B | {} |",
+                    thousands(largest.keys),
+                    mark(per_key <= MAX_BYTES_PER_KEY)
+                ));
+            }
+        }
+        if let Some(e) = &self.endless {
+            if let Some(growth) = rss_growth(e) {
+                lines.push(format!(
+                    "| flat RSS on the endless stream (last-quarter peak ≤ {:.0} % above second-quarter peak) | {:+.1} % over {} | {} |",
+                    MAX_RSS_GROWTH * 100.0,
+                    growth * 100.0,
+                    humantime::format_duration(e.duration),
+                    mark(growth <= MAX_RSS_GROWTH)
+                ));
+            }
+        }
+        if lines.is_empty() {
+            return String::new();
+        }
+        format!(
+            "\n### Targets (2 cores)\n\n| target | measured | |\n| --- | --- | --- |\n{}\n",
+            lines.join("\n")
+        )
+    }
+}
+
+/// Relative growth of the endless run's RSS peak from the second to the last quarter.
+pub fn rss_growth(e: &EndlessRun) -> Option<f64> {
+    let early = e.max_between(0.25, 0.5)? as f64;
+    let late = e.max_between(0.75, 1.0)? as f64;
+    Some(late / early - 1.0)
+}
+
+fn latency_table(l: &LatencyRun) -> String {
+    let mut md = String::from("\n### Update latency\n\n");
+    let _ = writeln!(
+        md,
+        "Streaming `maxq run --emit updates --epoch {} -w {}` on the external broker; a probe reading every {} ms among {} readings/s (sent: {:.0}/s). Latency: from handing the probe to the producer to InfluxDB's 2xx answer to the first write of its window that includes it (seen by a proxy in front of `/write`).\n",
+        super::latency::EPOCH,
+        l.workers,
+        super::stream::PROBE_PERIOD.as_millis(),
+        thousands(l.rate),
+        l.achieved_rate,
+    );
+    md.push_str("| probes | acknowledged | p50 ms | p99 ms | max ms | maxq CPU s | readings sent / counted |\n| ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+    let q = |q| l.quantile(q).map(ms).unwrap_or_else(|| "—".to_owned());
+    let _ = writeln!(
+        md,
+        "| {} | {} | {} | {} | {} | {:.1} | {} / {} |",
+        l.probes,
+        l.latencies.len(),
+        q(0.5),
+        q(0.99),
+        q(1.0),
+        l.usage.cpu.as_secs_f64(),
+        thousands(l.sent_and_counted.0),
+        thousands(l.sent_and_counted.1),
+    );
+    md
+}
+
+fn endless_table(e: &EndlessRun) -> String {
+    let mut md = String::from("\n### RSS on an endless stream\n\n");
+    let _ = writeln!(
+        md,
+        "Streaming `maxq run -w {}` from the in-process broker, {} sensors at {} readings/s (sent: {:.0}/s) for {}; RSS sampled every second from `/proc`.\n",
+        e.workers,
+        thousands(e.sensors as u64),
+        thousands(e.rate.0),
+        e.rate.1,
+        humantime::format_duration(e.duration),
+    );
+    md.push_str("| part of the run | peak RSS MiB |\n| --- | ---: |\n");
+    for (from, to) in [(0.0, 0.25), (0.25, 0.5), (0.5, 0.75), (0.75, 1.0)] {
+        let _ = writeln!(
+            md,
+            "| {:.0}–{:.0} % | {} |",
+            from * 100.0,
+            to * 100.0,
+            e.max_between(from, to)
+                .map(|b| format!("{:.1}", b as f64 / MIB))
+                .unwrap_or_else(|| "—".to_owned())
+        );
+    }
+    md
+}
+
+/// The report file's heading; runs follow it, newest first.
+const HEADING: &str = "# maxq benchmarks\n\nWritten by `maxq bench` (see the README's Benchmarks section); each run adds its section at the top. Figures are measured, never edited by hand.\n\n<!-- runs -->\n";
+
+/// Adds `run` to the front of the runs in `path`, creating the file if needed.
+pub fn write(path: &Path, run: &str) -> anyhow::Result<()> {
+    let old = std::fs::read_to_string(path).unwrap_or_default();
+    let earlier = old
+        .split_once("<!-- runs -->\n")
+        .map_or("", |(_, runs)| runs);
+    let text = format!("{HEADING}\n{}\n\n{}", run.trim_end(), earlier.trim_start());
+    std::fs::write(path, text.trim_end().to_owned() + "\n")
+        .map_err(|e| anyhow::anyhow!("--report {}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thousands_groups_digits() {
+        assert_eq!(thousands(5_000_000), "5\u{202f}000\u{202f}000");
+        assert_eq!(thousands(999), "999");
+    }
+
+    #[test]
+    fn write_puts_the_newest_run_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("B.md");
+        write(&path, "## one\n").unwrap();
+        write(&path, "## two\n").unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.starts_with(HEADING));
+        assert!(text.find("## two").unwrap() < text.find("## one").unwrap());
+        assert_eq!(text.matches("<!-- runs -->").count(), 1);
+    }
+}
