@@ -80,6 +80,9 @@ pub fn consumer_config(kafka: &KafkaConfig) -> ClientConfig {
             ("enable.auto.offset.store", "false"),
             ("enable.partition.eof", "true"),
             ("allow.auto.create.topics", "false"),
+            // librdkafka's default (1 s) stalls a partition for a whole second each time
+            // the prefetch queue is full, i.e. whenever the broker outpaces the dataflow.
+            ("fetch.queue.backoff.ms", "10"),
         ],
     )
 }

@@ -1,6 +1,9 @@
 //! Child processes of the benchmark: this same binary in another mode, measured by the
-//! kernel's own accounting (`wait4` rusage: user + system CPU, peak RSS), never by parsing
-//! another tool's output.
+//! kernel's own accounting, never by parsing another tool's output: user + system CPU from
+//! `wait4`, peak RSS from the child's `VmHWM` in `/proc`. Not `ru_maxrss`: Linux carries
+//! the spawning process's RSS into it across `exec` (a `vfork` child starts on its
+//! parent's address space), and the benchmark process can be large when it holds the
+//! in-process broker's data.
 
 use anyhow::Context;
 use std::fs::File;
@@ -9,6 +12,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+/// How often a child's `/proc/<pid>/status` is read for its peak RSS.
+const HWM_PERIOD: Duration = Duration::from_millis(20);
 
 /// How long a child asked to stop (SIGTERM) gets before it is killed.
 const STOP_GRACE: Duration = Duration::from_secs(30);
@@ -20,7 +26,7 @@ pub struct Usage {
     pub wall: Duration,
     /// User + system CPU time.
     pub cpu: Duration,
-    /// Peak resident set size, bytes.
+    /// Peak resident set size (`VmHWM`, the last value read before exit), bytes.
     pub peak_rss_bytes: u64,
 }
 
@@ -31,7 +37,7 @@ pub struct Running {
     name: String,
     stdout: PathBuf,
     stderr: PathBuf,
-    sampler: Option<RssSampler>,
+    sampler: RssSampler,
 }
 
 /// A finished child.
@@ -58,25 +64,23 @@ pub fn spawn(dir: &Path, name: &str, args: &[String]) -> anyhow::Result<Running>
         .stderr(File::create(&stderr).with_context(|| format!("{}", stderr.display()))?)
         .spawn()
         .context("starting a maxq child process")?;
+    let started = Instant::now();
     Ok(Running {
+        sampler: RssSampler::start(child.id(), started),
         child,
-        started: Instant::now(),
+        started,
         name: name.to_owned(),
         stdout,
         stderr,
-        sampler: None,
     })
 }
 
 impl Running {
-    /// Samples the child's RSS every `period` from `/proc` until it exits.
+    /// Also records the child's RSS every `period` until it exits.
     pub fn sample_rss(&mut self, period: Duration) {
-        self.sampler = Some(RssSampler::start(self.child.id(), self.started, period));
-    }
-
-    /// Whether the child is still running.
-    pub fn running(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
+        if let Ok(mut every) = self.sampler.every.lock() {
+            *every = Some(period);
+        }
     }
 
     /// Asks the child to stop (SIGTERM), kills it if it has not within the grace period,
@@ -86,33 +90,35 @@ impl Running {
         // SAFETY: plain syscall on a child this process spawned and has not reaped yet.
         unsafe { libc::kill(pid, libc::SIGTERM) };
         let deadline = Instant::now() + STOP_GRACE;
-        let mut child = self;
         while Instant::now() < deadline {
-            if !child.running() {
-                break;
+            if let Some(reaped) = reap(pid, libc::WNOHANG, self.started)? {
+                return self.finish(reaped);
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        if child.running() {
-            let _ = child.child.kill();
-            anyhow::bail!(
-                "{} did not stop within {} s of SIGTERM (log: {})",
-                child.name,
-                STOP_GRACE.as_secs(),
-                child.stderr.display()
-            );
-        }
-        child.wait()
+        // SAFETY: as above.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        let _ = reap(pid, 0, self.started);
+        anyhow::bail!(
+            "{} did not stop within {} s of SIGTERM (log: {})",
+            self.name,
+            STOP_GRACE.as_secs(),
+            self.stderr.display()
+        )
     }
 
     /// Waits for the child to exit; an error naming its log when it failed.
-    pub fn wait(mut self) -> anyhow::Result<Finished> {
-        let (status, usage) = wait4(&mut self.child, self.started)?;
-        let rss_samples = self
-            .sampler
-            .take()
-            .map(RssSampler::finish)
-            .unwrap_or_default();
+    pub fn wait(self) -> anyhow::Result<Finished> {
+        let pid = self.child.id() as libc::pid_t;
+        match reap(pid, 0, self.started)? {
+            Some(reaped) => self.finish(reaped),
+            None => anyhow::bail!("wait4 returned without {} having exited", self.name),
+        }
+    }
+
+    fn finish(self, (status, mut usage): (ExitStatus, Usage)) -> anyhow::Result<Finished> {
+        let (peak, rss_samples) = self.sampler.finish();
+        usage.peak_rss_bytes = peak;
         if !status.success() {
             let log = std::fs::read_to_string(&self.stderr).unwrap_or_default();
             let tail: Vec<&str> = log.lines().rev().take(5).collect();
@@ -131,31 +137,36 @@ impl Running {
     }
 }
 
-/// Reaps `child` with `wait4`, which hands back the child's own resource usage.
-fn wait4(child: &mut Child, started: Instant) -> anyhow::Result<(ExitStatus, Usage)> {
-    let pid = child.id() as libc::pid_t;
+/// Reaps child `pid` with `wait4`, which hands back the child's own resource usage;
+/// `None` when `flags` has `WNOHANG` and the child is still running.
+fn reap(
+    pid: libc::pid_t,
+    flags: libc::c_int,
+    started: Instant,
+) -> anyhow::Result<Option<(ExitStatus, Usage)>> {
     let mut status: libc::c_int = 0;
     // SAFETY: rusage is plain data; wait4 fills it for the child this process spawned.
     let mut rusage: libc::rusage = unsafe { std::mem::zeroed() };
     let reaped = loop {
         // SAFETY: valid pointers to locals; `pid` is an unreaped child of this process.
-        let r = unsafe { libc::wait4(pid, &mut status, 0, &mut rusage) };
+        let r = unsafe { libc::wait4(pid, &mut status, flags, &mut rusage) };
         if r >= 0 || std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
             break r;
         }
     };
+    if reaped == 0 {
+        return Ok(None);
+    }
     if reaped != pid {
         anyhow::bail!("wait4: {}", std::io::Error::last_os_error());
     }
-    let wall = started.elapsed();
     let seconds = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
     let usage = Usage {
-        wall,
+        wall: started.elapsed(),
         cpu: seconds(rusage.ru_utime) + seconds(rusage.ru_stime),
-        // Linux reports ru_maxrss in KiB.
-        peak_rss_bytes: rusage.ru_maxrss as u64 * 1024,
+        peak_rss_bytes: 0,
     };
-    Ok((ExitStatus(status), usage))
+    Ok(Some((ExitStatus(status), usage)))
 }
 
 /// A raw wait status.
@@ -180,49 +191,65 @@ impl std::fmt::Display for ExitStatus {
     }
 }
 
-/// Reads `VmRSS` from `/proc/<pid>/status` periodically on a thread of its own.
+/// Reads `/proc/<pid>/status` every [`HWM_PERIOD`] on a thread of its own: the peak
+/// (`VmHWM`), and `VmRSS` samples when asked for.
 struct RssSampler {
     done: Arc<AtomicBool>,
-    samples: Arc<Mutex<Vec<(f64, u64)>>>,
+    every: Arc<Mutex<Option<Duration>>>,
+    seen: Arc<Mutex<(u64, Vec<(f64, u64)>)>>,
     thread: std::thread::JoinHandle<()>,
 }
 
 impl RssSampler {
-    fn start(pid: u32, started: Instant, period: Duration) -> RssSampler {
+    fn start(pid: u32, started: Instant) -> RssSampler {
         let done = Arc::new(AtomicBool::new(false));
-        let samples = Arc::new(Mutex::new(Vec::new()));
-        let (stop, out) = (done.clone(), samples.clone());
+        let every = Arc::new(Mutex::new(None::<Duration>));
+        let seen = Arc::new(Mutex::new((0, Vec::new())));
+        let (stop, period, out) = (done.clone(), every.clone(), seen.clone());
         let thread = std::thread::spawn(move || {
             let path = format!("/proc/{pid}/status");
+            let mut next_sample = Duration::ZERO;
             while !stop.load(Relaxed) {
-                if let Some(rss) = std::fs::read_to_string(&path).ok().and_then(|s| vm_rss(&s)) {
+                if let Ok(status) = std::fs::read_to_string(&path) {
+                    let at = started.elapsed();
+                    let period = period.lock().ok().and_then(|p| *p);
                     if let Ok(mut out) = out.lock() {
-                        out.push((started.elapsed().as_secs_f64(), rss));
+                        out.0 = out.0.max(status_kib(&status, "VmHWM:").unwrap_or(0) * 1024);
+                        if let (Some(period), Some(rss)) = (period, status_kib(&status, "VmRSS:")) {
+                            if at >= next_sample {
+                                out.1.push((at.as_secs_f64(), rss * 1024));
+                                next_sample = at + period;
+                            }
+                        }
                     }
                 }
-                std::thread::park_timeout(period);
+                std::thread::park_timeout(HWM_PERIOD);
             }
         });
         RssSampler {
             done,
-            samples,
+            every,
+            seen,
             thread,
         }
     }
 
-    fn finish(self) -> Vec<(f64, u64)> {
+    /// The peak seen, and the samples.
+    fn finish(self) -> (u64, Vec<(f64, u64)>) {
         self.done.store(true, Relaxed);
         self.thread.thread().unpark();
         let _ = self.thread.join();
-        self.samples.lock().map(|s| s.clone()).unwrap_or_default()
+        self.seen
+            .lock()
+            .map(|s| (s.0, s.1.clone()))
+            .unwrap_or_default()
     }
 }
 
-/// The `VmRSS` line of a `/proc/<pid>/status` text, in bytes.
-fn vm_rss(status: &str) -> Option<u64> {
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
+/// A `Key:  N kB` line of a `/proc/<pid>/status` text, in KiB.
+fn status_kib(status: &str, key: &str) -> Option<u64> {
+    let line = status.lines().find(|l| l.starts_with(key))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// CPU time (user + system) this process has used so far: the in-process broker's share.
@@ -240,9 +267,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn vm_rss_reads_the_kib_line() {
-        let status = "Name:\tmaxq\nVmPeak:\t  900 kB\nVmRSS:\t  1234 kB\nThreads:\t3\n";
-        assert_eq!(vm_rss(status), Some(1234 * 1024));
-        assert_eq!(vm_rss("Name:\tmaxq\n"), None);
+    fn status_kib_reads_the_kib_lines() {
+        let status = "Name:\tmaxq\nVmHWM:\t  900 kB\nVmRSS:\t  1234 kB\nThreads:\t3\n";
+        assert_eq!(status_kib(status, "VmRSS:"), Some(1234));
+        assert_eq!(status_kib(status, "VmHWM:"), Some(900));
+        assert_eq!(status_kib("Name:\tmaxq\n", "VmRSS:"), None);
     }
 }

@@ -5,6 +5,9 @@
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::DefaultProducerContext;
 
+use super::preload::publish_args;
+use crate::cli::PublishArgs;
+
 /// An in-process broker with the resume-log topic maxq expects.
 pub struct Embedded {
     cluster: MockCluster<'static, DefaultProducerContext>,
@@ -19,6 +22,15 @@ impl Embedded {
         cluster.create_topic("maxq.resume", 1, 1)?;
         let brokers = cluster.bootstrap_servers();
         Ok(Embedded { cluster, brokers })
+    }
+
+    /// Where to publish to `topic`: zstd-compressed, because the mock broker keeps only
+    /// about 5 MB of batches per partition and drops the oldest beyond that.
+    pub fn publish_args(&self, topic: &str) -> PublishArgs {
+        let mut args = publish_args(&self.brokers, topic, 0);
+        args.librdkafka
+            .push(("compression.type".to_owned(), "zstd".to_owned()));
+        args
     }
 
     /// Creates `topic` with `partitions` partitions.

@@ -84,15 +84,20 @@ pub fn measure(setup: &Live<'_>, rate: u64, duration: Duration) -> anyhow::Resul
     let warm = stream::send(&publisher, setup.sensors, rate, WARM_UP, None)?;
     let sent = stream::send(&publisher, setup.sensors, rate, duration, Some(WINDOW_MS))?;
     publisher.finish()?;
-    let deadline = Instant::now() + DRAIN;
-    let mut latencies = latencies_of(&sent.probes, &proxy.acks());
-    while latencies.len() < sent.probes.len() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(200));
-        latencies = latencies_of(&sent.probes, &proxy.acks());
-    }
-    let finished = child.stop()?;
     let total = warm.readings + sent.readings;
-    let counted = setup.influx.sum_count(&db, MEASUREMENT)?;
+    // Stop only once every probe is acknowledged and every reading counted (or after the
+    // drain time): a stop cannot cut the run's last readings off the check.
+    let deadline = Instant::now() + DRAIN;
+    let (latencies, counted) = loop {
+        let latencies = latencies_of(&sent.probes, &proxy.acks());
+        let counted = setup.influx.sum_count(&db, MEASUREMENT)?;
+        let done = latencies.len() == sent.probes.len() && counted == total;
+        if done || Instant::now() >= deadline {
+            break (latencies, counted);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let finished = child.stop()?;
     setup.influx.drop_db(&db)?;
     Ok(LatencyRun {
         rate,

@@ -47,7 +47,7 @@ pub fn keys_run(
     embedded.create_topic(&topic, partitions)?;
     // One 10 Hz tick of `keys` sensors: every reading falls in the generated launch's
     // first minute.
-    preload::publish(&embedded.brokers, &topic, keys, keys as u64)?;
+    preload::publish(&embedded.publish_args(&topic), keys, keys as u64)?;
     let out = dir.join(format!("keys-{keys}"));
     let mut args: Vec<String> = [
         "run",

@@ -98,12 +98,11 @@ pub fn generate(
 
 /// Publishes generated readings to an existing topic.
 pub fn publish(
-    brokers: &str,
-    topic: &str,
+    target: &PublishArgs,
     sensors: usize,
     readings: u64,
 ) -> anyhow::Result<PublishReport> {
-    let publisher = Publisher::open(&publish_args(brokers, topic, 0))?;
+    let publisher = Publisher::open(target)?;
     let mut line = Vec::with_capacity(128);
     generate(sensors, readings, |reading| {
         line.clear();
@@ -151,7 +150,7 @@ pub fn ensure(
         readings, partitions, sensors, "loading the topic (once)"
     );
     ensure_topic(&publish_args(brokers, topic, partitions))?;
-    let report = publish(brokers, topic, sensors, readings)?;
+    let report = publish(&publish_args(brokers, topic, partitions), sensors, readings)?;
     info!(topic, "loaded: {report}");
     Ok(Loaded {
         readings: report.sent,

@@ -1,0 +1,111 @@
+//! `maxq bench` at a reduced size against the real broker and InfluxDB: every section
+//! produces its figures, and every run's results are right (the bench exits non-zero when a
+//! run's points do not account for every reading loaded).
+
+mod common;
+
+use common::*;
+
+/// The table rows of the section headed `heading` in `markdown`.
+fn rows<'a>(markdown: &'a str, heading: &str) -> Vec<Vec<&'a str>> {
+    let section = markdown
+        .split(heading)
+        .nth(1)
+        .unwrap_or_else(|| panic!("no {heading:?} in:\n{markdown}"));
+    section
+        .split("\n###")
+        .next()
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with("| ") && !l.starts_with("| ---"))
+        .skip(1)
+        .map(|l| l.trim_matches('|').split(" | ").map(str::trim).collect())
+        .collect()
+}
+
+#[test]
+fn bench_produces_every_figure_with_correct_results() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("BENCHMARKS.md");
+    let out = maxq_ok(&[
+        "bench",
+        "--brokers",
+        &brokers(),
+        "--influx-url",
+        &service("MAXQ_TEST_INFLUX_V1"),
+        "--readings",
+        "20000",
+        "--partitions",
+        "4",
+        "--sensors",
+        "50",
+        "--workers",
+        "1,2",
+        "--latency-rate",
+        "2000",
+        "--latency-duration",
+        "3s",
+        "--keys",
+        "5000",
+        "--endless-duration",
+        "4s",
+        "--endless-rate",
+        "2000",
+        "--report",
+        report.to_str().unwrap(),
+        "--work-dir",
+        dir.path().to_str().unwrap(),
+    ]);
+    let markdown = String::from_utf8(out.stdout).unwrap();
+
+    let throughput = rows(&markdown, "### Throughput and CPU per reading");
+    let runs: Vec<(&str, &str)> = throughput.iter().map(|r| (r[0], r[1])).collect();
+    assert_eq!(
+        runs,
+        [
+            ("external", "plain consumer: read"),
+            ("external", "plain consumer: read + parse"),
+            ("external", "`maxq run --until-end -w 1`"),
+            ("external", "`maxq run --until-end -w 2`"),
+            ("in-process", "plain consumer: read"),
+            ("in-process", "plain consumer: read + parse"),
+            ("in-process", "`maxq run --until-end -w 1`"),
+            ("in-process", "`maxq run --until-end -w 2`"),
+        ]
+    );
+    for row in &throughput {
+        assert_eq!(row[2], "20\u{202f}000", "{row:?}");
+        assert!(row[11].starts_with('✓'), "{row:?}");
+        let cpu_us: f64 = row[6].parse().unwrap();
+        assert!(cpu_us > 0.0, "{row:?}");
+        if row[1].starts_with("`maxq") {
+            assert!(
+                row[11].ends_with("sum of count in InfluxDB 20000"),
+                "{row:?}"
+            );
+            assert!(row[9].parse::<f64>().unwrap() > 0.0, "ratio: {row:?}");
+        }
+    }
+
+    let latency = rows(&markdown, "### Update latency");
+    assert_eq!(latency.len(), 1);
+    let probes: usize = latency[0][0].parse().unwrap();
+    assert!(probes >= 40, "a probe every 50 ms for 3 s: {latency:?}");
+    assert_eq!(latency[0][1], latency[0][0], "every probe acknowledged");
+    let p99: f64 = latency[0][3].parse().unwrap();
+    assert!(p99 > 0.0);
+
+    let keys = rows(&markdown, "### Memory per live key");
+    assert_eq!(keys.len(), 2);
+    assert_eq!(keys[0][2], "baseline");
+    let live: u64 = keys[1][0].replace('\u{202f}', "").parse().unwrap();
+    assert!((4_900..=5_000).contains(&live), "{keys:?}");
+
+    let endless = rows(&markdown, "### RSS on an endless stream");
+    assert_eq!(endless.len(), 4);
+    assert!(markdown.contains("### Targets"));
+
+    let written = std::fs::read_to_string(&report).unwrap();
+    assert!(written.starts_with("# maxq benchmarks"));
+    assert!(written.contains(markdown.trim()));
+}
