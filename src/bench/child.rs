@@ -191,12 +191,19 @@ impl std::fmt::Display for ExitStatus {
     }
 }
 
+/// What a sampler has seen: the peak, and the RSS samples `(seconds, bytes)`.
+#[derive(Default)]
+struct Seen {
+    peak: u64,
+    samples: Vec<(f64, u64)>,
+}
+
 /// Reads `/proc/<pid>/status` every [`HWM_PERIOD`] on a thread of its own: the peak
 /// (`VmHWM`), and `VmRSS` samples when asked for.
 struct RssSampler {
     done: Arc<AtomicBool>,
     every: Arc<Mutex<Option<Duration>>>,
-    seen: Arc<Mutex<(u64, Vec<(f64, u64)>)>>,
+    seen: Arc<Mutex<Seen>>,
     thread: std::thread::JoinHandle<()>,
 }
 
@@ -204,7 +211,7 @@ impl RssSampler {
     fn start(pid: u32, started: Instant) -> RssSampler {
         let done = Arc::new(AtomicBool::new(false));
         let every = Arc::new(Mutex::new(None::<Duration>));
-        let seen = Arc::new(Mutex::new((0, Vec::new())));
+        let seen = Arc::new(Mutex::new(Seen::default()));
         let (stop, period, out) = (done.clone(), every.clone(), seen.clone());
         let thread = std::thread::spawn(move || {
             let path = format!("/proc/{pid}/status");
@@ -214,10 +221,12 @@ impl RssSampler {
                     let at = started.elapsed();
                     let period = period.lock().ok().and_then(|p| *p);
                     if let Ok(mut out) = out.lock() {
-                        out.0 = out.0.max(status_kib(&status, "VmHWM:").unwrap_or(0) * 1024);
+                        out.peak = out
+                            .peak
+                            .max(status_kib(&status, "VmHWM:").unwrap_or(0) * 1024);
                         if let (Some(period), Some(rss)) = (period, status_kib(&status, "VmRSS:")) {
                             if at >= next_sample {
-                                out.1.push((at.as_secs_f64(), rss * 1024));
+                                out.samples.push((at.as_secs_f64(), rss * 1024));
                                 next_sample = at + period;
                             }
                         }
@@ -241,7 +250,7 @@ impl RssSampler {
         let _ = self.thread.join();
         self.seen
             .lock()
-            .map(|s| (s.0, s.1.clone()))
+            .map(|s| (s.peak, s.samples.clone()))
             .unwrap_or_default()
     }
 }

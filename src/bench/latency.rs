@@ -9,7 +9,7 @@ use super::child::{spawn, Usage};
 use super::pipeline::{run_args, MEASUREMENT};
 use super::preload::publish_args;
 use super::proxy::{Ack, WriteProxy};
-use super::stream::{self, Live, Probe, PROBE_SENSOR};
+use super::stream::{self, Live, Probe, PROBE_SENSOR, UNIT};
 
 /// Epoch of the latency run.
 pub const EPOCH: &str = "100ms";
@@ -60,7 +60,7 @@ pub fn measure(setup: &Live<'_>, rate: u64, duration: Duration) -> anyhow::Resul
     let publisher = stream::publisher(setup.brokers, &topic)?;
     let proxy = WriteProxy::start(
         setup.influx.url(),
-        format!("{MEASUREMENT},sensor={PROBE_SENSOR} "),
+        format!("{MEASUREMENT},sensor={PROBE_SENSOR},unit={UNIT} "),
     )?;
     let mut args = run_args(
         setup.brokers,

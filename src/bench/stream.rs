@@ -14,6 +14,9 @@ use crate::publish::Publisher;
 /// The probe sensor.
 pub const PROBE_SENSOR: &str = "latency.probe";
 
+/// Unit of every streamed reading; it is part of the series (`sensor=..,unit=m`).
+pub const UNIT: &str = "m";
+
 /// How often a probe is sent.
 pub const PROBE_PERIOD: Duration = Duration::from_millis(50);
 
@@ -84,7 +87,7 @@ pub fn send(
                 sensor,
                 ts_ms,
                 value,
-                unit: "m",
+                unit: UNIT,
             },
         );
         publisher.send(sensor, &line)?;
