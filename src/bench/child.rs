@@ -83,6 +83,12 @@ impl Running {
         }
     }
 
+    /// The child's resident set size now.
+    pub fn rss_now(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+        Some(status_kib(&status, "VmRSS:")? * 1024)
+    }
+
     /// Asks the child to stop (SIGTERM), kills it if it has not within the grace period,
     /// and reaps it. An error if it had to be killed.
     pub fn stop(self) -> anyhow::Result<Finished> {

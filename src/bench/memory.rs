@@ -3,6 +3,7 @@
 //! alone, with librdkafka's prefetch queue capped ([`QUEUE_KIB`]) so that it does not
 //! count as key state.
 
+use std::collections::HashSet;
 use std::path::Path;
 use std::time::Duration;
 
@@ -11,6 +12,8 @@ use super::embedded::Embedded;
 use super::pipeline::run_args;
 use super::preload;
 use super::stream::{self, Live};
+use crate::generate::write_json_line;
+use crate::publish::Publisher;
 
 /// `queued.max.messages.kbytes` of the memory runs' consumers.
 pub const QUEUE_KIB: u64 = 1024;
@@ -21,9 +24,11 @@ pub const BASELINE_KEYS: usize = 1000;
 /// One run with a given number of live keys.
 #[derive(Clone, Copy, Debug)]
 pub struct KeysRun {
-    /// Keys written (each exactly once: `--emit final`, one window).
+    /// Live (sensor, window) keys: the distinct sensors published, all in one window.
     pub keys: u64,
-    /// The child's figures.
+    /// RSS once every reading was read and aggregated, all keys live.
+    pub live_rss_bytes: u64,
+    /// The child's figures (its peak includes the start-up and reading phases).
     pub usage: Usage,
 }
 
@@ -34,9 +39,13 @@ fn queue_flag() -> [String; 2] {
     ]
 }
 
-/// `keys` sensors with one reading each, all in one window, read to the end by
-/// `maxq run -w 1 --emit final` into line-protocol files: every key stays live until the
-/// end, when each is written once.
+/// How long the memory run may take to read its readings.
+const READ_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// `keys` sensors with one reading each, all in one window, read by a streaming
+/// `maxq run -w 1 --emit final`: the window never becomes final, so every key stays live
+/// and nothing is written. Once the child has counted every reading (its progress line)
+/// and a few epochs have passed, its RSS is taken; then it is stopped.
 pub fn keys_run(
     dir: &Path,
     embedded: &Embedded,
@@ -45,10 +54,19 @@ pub fn keys_run(
 ) -> anyhow::Result<KeysRun> {
     let topic = format!("keys-{keys}");
     embedded.create_topic(&topic, partitions)?;
-    // One 10 Hz tick of `keys` sensors: every reading falls in the generated launch's
-    // first minute.
-    preload::publish(&embedded.publish_args(&topic), keys, keys as u64)?;
-    let out = dir.join(format!("keys-{keys}"));
+    let publisher = Publisher::open(&embedded.publish_args(&topic))?;
+    let mut sensors = HashSet::new();
+    let mut line = Vec::with_capacity(128);
+    // One 10 Hz tick of `keys` sensors (and the start of the next, for the generator's
+    // dropouts): every reading falls in the generated launch's first minute.
+    let sent = preload::generate(keys, keys as u64, |reading| {
+        sensors.insert(reading.sensor.to_owned());
+        line.clear();
+        write_json_line(&mut line, reading);
+        publisher.send(reading.sensor, &line)
+    })?;
+    publisher.finish()?;
+    let name = format!("keys-{keys}");
     let mut args: Vec<String> = [
         "run",
         "--brokers",
@@ -56,34 +74,46 @@ pub fn keys_run(
         "--topic",
         &topic,
         "--group",
-        "maxq-bench-keys",
-        "--until-end",
+        &format!("maxq-bench-{name}"),
         "-w",
         "1",
         "--emit",
         "final",
         "--output-dir",
-        &out.to_string_lossy(),
+        &dir.join(&name).to_string_lossy(),
         "--progress-interval",
-        "1h",
+        "200ms",
     ]
     .map(str::to_owned)
     .to_vec();
     args.extend(queue_flag());
-    let finished = spawn(dir, &format!("keys-{keys}"), &args)?.wait()?;
-    let mut written = 0;
-    for file in std::fs::read_dir(&out)? {
-        written += std::fs::read_to_string(file?.path())?.lines().count() as u64;
+    let child = spawn(dir, &name, &args)?;
+    let log = dir.join(format!("{name}.log"));
+    let counted = format!(" readings={sent} ");
+    let deadline = std::time::Instant::now() + READ_TIMEOUT;
+    while !std::fs::read_to_string(&log)?.contains(&counted) {
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "{name}: not every reading read within {} s (log {})",
+            READ_TIMEOUT.as_secs(),
+            log.display()
+        );
+        std::thread::sleep(Duration::from_millis(100));
     }
+    // A few epochs, so that differential has absorbed the last ones.
+    std::thread::sleep(Duration::from_secs(1));
+    let live_rss_bytes = child.rss_now().unwrap_or(0);
+    let finished = child.stop()?;
     Ok(KeysRun {
-        keys: written,
+        keys: sensors.len() as u64,
+        live_rss_bytes,
         usage: finished.usage,
     })
 }
 
 /// Bytes per key of `run` over the baseline.
 pub fn bytes_per_key(run: &KeysRun, baseline: &KeysRun) -> f64 {
-    (run.usage.peak_rss_bytes as f64 - baseline.usage.peak_rss_bytes as f64)
+    (run.live_rss_bytes as f64 - baseline.live_rss_bytes as f64)
         / (run.keys as f64 - baseline.keys as f64).max(1.0)
 }
 

@@ -80,19 +80,7 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<BenchReport> {
     }
     let workers = args.workers.iter().copied().max().unwrap_or(1);
     if wants(BenchSection::Latency) {
-        let live = Live {
-            dir: &dir,
-            brokers: &args.brokers,
-            influx: &influx,
-            partitions: args.partitions,
-            sensors: args.sensors,
-            workers,
-        };
-        results.latency = Some(latency::measure(
-            &live,
-            args.latency_rate,
-            args.latency_duration,
-        )?);
+        results.latency = latency_runs(args, &dir, &influx, workers)?;
     }
     if wants(BenchSection::Memory) {
         let embedded = Embedded::start()?;
@@ -111,7 +99,6 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<BenchReport> {
             dir: &dir,
             brokers: &embedded.brokers,
             influx: &influx,
-            partitions: args.partitions,
             sensors: args.sensors,
             workers,
         };
@@ -132,11 +119,13 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<BenchReport> {
         .filter(|r| !r.check.1)
         .map(|r| r.check.0.clone())
         .collect();
-    if let Some(l) = &results.latency {
+    for l in &results.latency {
         if l.sent_and_counted.0 != l.sent_and_counted.1 {
             failed_checks.push(format!(
-                "latency run: {} readings sent, the points count {}",
-                l.sent_and_counted.0, l.sent_and_counted.1
+                "latency run ({} broker): {} readings sent, the points count {}",
+                report::broker_label(l.broker),
+                l.sent_and_counted.0,
+                l.sent_and_counted.1
             ));
         }
     }
@@ -144,6 +133,47 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<BenchReport> {
         markdown,
         failed_checks,
     })
+}
+
+/// The latency run over the in-process broker, then over the external one.
+fn latency_runs(
+    args: &BenchArgs,
+    dir: &Path,
+    influx: &Influx,
+    workers: usize,
+) -> anyhow::Result<Vec<latency::LatencyRun>> {
+    let topic = format!("maxq-bench-latency-{}", std::process::id());
+    crate::publish::ensure_topic(&preload::publish_args(
+        &args.brokers,
+        &topic,
+        args.partitions,
+    ))?;
+    let embedded = Embedded::start()?;
+    embedded.create_topic(&topic, args.partitions)?;
+    let mut runs = Vec::new();
+    // The in-process run first: the external broker may still be working off a backlog
+    // after its run, and would take CPU from the other.
+    for (broker, brokers) in [
+        (Broker::InProcess, embedded.brokers.as_str()),
+        (Broker::External, args.brokers.as_str()),
+    ] {
+        let live = Live {
+            dir,
+            brokers,
+            influx,
+            sensors: args.sensors,
+            workers,
+        };
+        info!(broker = report::broker_label(broker), "latency run");
+        runs.push(latency::measure(
+            &live,
+            broker,
+            &topic,
+            args.latency_rate,
+            args.latency_duration,
+        )?);
+    }
+    Ok(runs)
 }
 
 fn work_dir(args: &BenchArgs) -> anyhow::Result<PathBuf> {
@@ -265,7 +295,7 @@ fn ceilings(
     for (kind, parse) in [(RunKind::Read, false), (RunKind::ReadParse, true)] {
         let name = format!(
             "{}-ceiling-{}",
-            label(broker),
+            report::broker_label(broker),
             if parse { "parse" } else { "read" }
         );
         info!(run = name, "plain consumer");
@@ -297,7 +327,7 @@ fn maxq(
     readings: u64,
     workers: usize,
 ) -> anyhow::Result<Row> {
-    let name = format!("{}-maxq-w{workers}", label(broker));
+    let name = format!("{}-maxq-w{workers}", report::broker_label(broker));
     info!(run = name, "pipeline");
     let cpu_before = child::own_cpu();
     let run = pipeline::measure(target, &name, workers)?;
@@ -309,11 +339,4 @@ fn maxq(
         broker_cpu: (broker == Broker::InProcess).then(|| child::own_cpu() - cpu_before),
         check: check("sum of count in InfluxDB", readings, run.counted),
     })
-}
-
-fn label(broker: Broker) -> &'static str {
-    match broker {
-        Broker::External => "external",
-        Broker::InProcess => "in-process",
-    }
 }

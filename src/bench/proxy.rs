@@ -68,6 +68,7 @@ fn serve(
 ) -> std::io::Result<()> {
     let mut reader = BufReader::new(client.try_clone()?);
     let mut client = client;
+    client.set_nodelay(true)?;
     loop {
         let mut head = Vec::new();
         let (mut length, mut gzip) = (0usize, false);
@@ -93,8 +94,9 @@ fn serve(
         let mut body = vec![0; length];
         reader.read_exact(&mut body)?;
         let mut up = TcpStream::connect(upstream)?;
+        up.set_nodelay(true)?;
+        head.extend_from_slice(&body);
         up.write_all(&head)?;
-        up.write_all(&body)?;
         let mut response = Vec::new();
         up.read_to_end(&mut response)?;
         let at = Instant::now();

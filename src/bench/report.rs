@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::child::Usage;
-use super::latency::LatencyRun;
+use super::latency::{quantile, LatencyRun};
 use super::memory::{bytes_per_key, EndlessRun, KeysRun};
 
 /// Where the readings of a throughput row came from.
@@ -66,8 +66,8 @@ pub struct Results {
     pub setup: Vec<String>,
     /// Throughput rows, in the order run.
     pub rows: Vec<Row>,
-    /// The latency run.
-    pub latency: Option<LatencyRun>,
+    /// The latency runs.
+    pub latency: Vec<LatencyRun>,
     /// The memory runs, the baseline first.
     pub keys: Vec<KeysRun>,
     /// The endless run.
@@ -128,8 +128,8 @@ impl Results {
         if !self.rows.is_empty() {
             md.push_str(&self.throughput_table());
         }
-        if let Some(latency) = &self.latency {
-            md.push_str(&latency_table(latency));
+        if !self.latency.is_empty() {
+            md.push_str(&latency_table(&self.latency));
         }
         if !self.keys.is_empty() {
             md.push_str(&self.keys_table());
@@ -143,7 +143,7 @@ impl Results {
 
     fn throughput_table(&self) -> String {
         let mut md = String::from("\n### Throughput and CPU per reading\n\n");
-        md.push_str("CPU is the child process's user + system time (`wait4`); the in-process broker's CPU is the benchmark process's own, shown apart. Ratios compare CPU per reading with the plain consumer's over the same broker in the same run.\n\n");
+        md.push_str("CPU is the child process's user + system time (`wait4`), peak RSS its `VmHWM`; the in-process broker's CPU is the benchmark process's own, shown apart. Ratios compare CPU per reading with the plain consumer's over the same broker in the same run.\n\n");
         md.push_str("| broker | run | readings | wall s | readings/s | CPU s | CPU µs/reading | peak RSS MiB | × read | × read+parse | broker CPU s | check |\n");
         md.push_str(
             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n",
@@ -158,10 +158,7 @@ impl Results {
             let _ = writeln!(
                 md,
                 "| {} | {} | {} | {:.1} | {} | {:.2} | {:.2} | {:.0} | {} | {} | {} | {} {} |",
-                match row.broker {
-                    Broker::External => "external",
-                    Broker::InProcess => "in-process",
-                },
+                broker_label(row.broker),
                 match row.kind {
                     RunKind::Read => "plain consumer: read".to_owned(),
                     RunKind::ReadParse => "plain consumer: read + parse".to_owned(),
@@ -189,11 +186,13 @@ impl Results {
         let mut md = String::from("\n### Memory per live key\n\n");
         let _ = writeln!(
             md,
-            "One reading per sensor, all in one window, `maxq run --until-end -w 1 --emit final` from the in-process broker into files, `-X queued.max.messages.kbytes={}`; bytes/key = (peak RSS − peak RSS of the {}-key baseline) / (keys − baseline keys).\n",
+            "One reading per sensor, all in one window, read by a streaming `maxq run -w 1 --emit final` from the in-process broker with `-X queued.max.messages.kbytes={}`; the window never becomes final, so every key stays live. RSS is taken once the run has counted every reading; bytes/key = (RSS − RSS of the {}-key baseline) / (keys − baseline keys).\n",
             super::memory::QUEUE_KIB,
             thousands(super::memory::BASELINE_KEYS as u64)
         );
-        md.push_str("| live keys | peak RSS MiB | bytes/key |\n| ---: | ---: | ---: |\n");
+        md.push_str(
+            "| live keys | RSS MiB | bytes/key | peak RSS MiB |\n| ---: | ---: | ---: | ---: |\n",
+        );
         let baseline = &self.keys[0];
         for run in &self.keys {
             let per_key = if std::ptr::eq(run, baseline) {
@@ -203,8 +202,9 @@ impl Results {
             };
             let _ = writeln!(
                 md,
-                "| {} | {:.1} | {per_key} |",
+                "| {} | {:.1} | {per_key} | {:.1} |",
                 thousands(run.keys),
+                run.live_rss_bytes as f64 / MIB,
                 run.usage.peak_rss_bytes as f64 / MIB
             );
         }
@@ -242,13 +242,14 @@ impl Results {
                 mark(rate >= MIN_EMBEDDED_RATE)
             ));
         }
-        if let Some(l) = &self.latency {
-            let p99 = l.quantile(0.99);
+        for l in &self.latency {
+            let p99 = quantile(&l.latencies, 0.99);
             let all = l.latencies.len() == l.probes;
             lines.push(format!(
-                "| p99 update latency < {} ms at {} readings/s | {} ms{} | {} |",
+                "| p99 update latency < {} ms at {} readings/s ({} broker) | {} ms{} | {} |",
                 MAX_P99.as_millis(),
                 thousands(l.rate),
+                broker_label(l.broker),
                 p99.map(ms).unwrap_or_else(|| "—".to_owned()),
                 if all {
                     ""
@@ -296,32 +297,46 @@ pub fn rss_growth(e: &EndlessRun) -> Option<f64> {
     Some(late / early - 1.0)
 }
 
-fn latency_table(l: &LatencyRun) -> String {
+fn latency_table(runs: &[LatencyRun]) -> String {
     let mut md = String::from("\n### Update latency\n\n");
     let _ = writeln!(
         md,
-        "Streaming `maxq run --emit updates --epoch {} -w {}` on the external broker; a probe reading every {} ms among {} readings/s (sent: {:.0}/s). Latency: from handing the probe to the producer to InfluxDB's 2xx answer to the first write of its window that includes it (seen by a proxy in front of `/write`).\n",
+        "Streaming `maxq run --emit updates --epoch {} -w {}`; a probe reading every {} ms among {} readings/s. Update latency: from handing the probe to the producer to InfluxDB's 2xx answer to the first write of its window that includes it (seen by a proxy in front of `/write`). Broker latency: from the same send to a plain consumer's receipt of the probe, the part no consumer can avoid. Over the in-process broker every consumer runs with `-X fetch.wait.max.ms={}`: librdkafka's mock broker holds a fetch that finds no data for the whole wait rather than answering when data arrives, as Kafka does.\n",
         super::latency::EPOCH,
-        l.workers,
+        runs[0].workers,
         super::stream::PROBE_PERIOD.as_millis(),
-        thousands(l.rate),
-        l.achieved_rate,
+        thousands(runs[0].rate),
+        super::latency::MOCK_FETCH_WAIT_MS,
     );
-    md.push_str("| probes | acknowledged | p50 ms | p99 ms | max ms | maxq CPU s | readings sent / counted |\n| ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
-    let q = |q| l.quantile(q).map(ms).unwrap_or_else(|| "—".to_owned());
-    let _ = writeln!(
-        md,
-        "| {} | {} | {} | {} | {} | {:.1} | {} / {} |",
-        l.probes,
-        l.latencies.len(),
-        q(0.5),
-        q(0.99),
-        q(1.0),
-        l.usage.cpu.as_secs_f64(),
-        thousands(l.sent_and_counted.0),
-        thousands(l.sent_and_counted.1),
-    );
+    md.push_str("| broker | sent/s | probes | acknowledged | update p50 ms | p99 ms | max ms | broker p50 ms | p99 ms | maxq CPU s | readings sent / counted |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+    for l in runs {
+        let q = |v: &[Duration], q| quantile(v, q).map(ms).unwrap_or_else(|| "—".to_owned());
+        let _ = writeln!(
+            md,
+            "| {} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {:.1} | {} / {} |",
+            broker_label(l.broker),
+            l.achieved_rate,
+            l.probes,
+            l.latencies.len(),
+            q(&l.latencies, 0.5),
+            q(&l.latencies, 0.99),
+            q(&l.latencies, 1.0),
+            q(&l.consumer_latencies, 0.5),
+            q(&l.consumer_latencies, 0.99),
+            l.usage.cpu.as_secs_f64(),
+            thousands(l.sent_and_counted.0),
+            thousands(l.sent_and_counted.1),
+        );
+    }
     md
+}
+
+/// How a broker is named in the tables.
+pub fn broker_label(broker: Broker) -> &'static str {
+    match broker {
+        Broker::External => "external",
+        Broker::InProcess => "in-process",
+    }
 }
 
 fn endless_table(e: &EndlessRun) -> String {

@@ -28,8 +28,6 @@ pub struct Live<'a> {
     pub brokers: &'a str,
     /// InfluxDB.
     pub influx: &'a Influx,
-    /// Partitions of the live topic.
-    pub partitions: usize,
     /// Sensors streamed.
     pub sensors: usize,
     /// Pipeline workers.
