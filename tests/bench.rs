@@ -95,9 +95,9 @@ fn bench_produces_every_figure_with_correct_results() {
         assert!(probes >= 40, "a probe every 50 ms for 3 s: {row:?}");
         assert_eq!(row[3], row[2], "every probe acknowledged: {row:?}");
         let p99: f64 = row[5].parse().unwrap();
-        let broker_p50: f64 = row[7].parse().unwrap();
+        let broker_p50: f64 = row[9].parse().unwrap();
         assert!(p99 > 0.0 && broker_p50 > 0.0, "{row:?}");
-        let (sent, counted) = row[10].split_once(" / ").unwrap();
+        let (sent, counted) = row[12].split_once(" / ").unwrap();
         assert_eq!(sent, counted, "every reading counted: {row:?}");
     }
 

@@ -52,6 +52,8 @@ pub struct LatencyRun {
     pub probes: usize,
     /// Latencies of the probes acknowledged, sorted.
     pub latencies: Vec<Duration>,
+    /// For the same probes, the time to the arrival of that write request, sorted.
+    pub request_latencies: Vec<Duration>,
     /// Latencies from send to a plain consumer's receipt, sorted.
     pub consumer_latencies: Vec<Duration>,
     /// The pipeline child's figures.
@@ -118,10 +120,10 @@ pub fn measure(
     // Stop only once every probe is acknowledged and every reading counted (or after the
     // drain time): a stop cannot cut the run's last readings off the check.
     let deadline = Instant::now() + DRAIN;
-    let (latencies, counted) = loop {
+    let ((latencies, request_latencies), counted) = loop {
         let latencies = latencies_of(&sent.probes, &proxy.acks());
         let counted = setup.influx.sum_count(&db, MEASUREMENT)?;
-        let done = latencies.len() == sent.probes.len() && counted == total;
+        let done = latencies.0.len() == sent.probes.len() && counted == total;
         if done || Instant::now() >= deadline {
             break (latencies, counted);
         }
@@ -142,6 +144,7 @@ pub fn measure(
         workers: setup.workers,
         probes: sent.probes.len(),
         latencies,
+        request_latencies,
         consumer_latencies,
         usage: finished.usage,
         sent_and_counted: (total, counted),
@@ -149,19 +152,20 @@ pub fn measure(
 }
 
 /// For each probe acknowledged, the time from its send to the first acknowledgement of a
-/// write of its window holding it; sorted.
-fn latencies_of(probes: &[Probe], acks: &[Ack]) -> Vec<Duration> {
-    let mut out: Vec<Duration> = probes
+/// write of its window holding it, and to that write's request; each sorted.
+fn latencies_of(probes: &[Probe], acks: &[Ack]) -> (Vec<Duration>, Vec<Duration>) {
+    let (mut acked, mut requested): (Vec<Duration>, Vec<Duration>) = probes
         .iter()
         .filter_map(|p| {
             acks.iter()
-                .filter(|a| a.start_ms == p.start_ms && a.count >= p.nth && a.at >= p.sent)
-                .map(|a| a.at - p.sent)
-                .min()
+                .filter(|a| a.start_ms == p.start_ms && a.count >= p.nth && a.requested >= p.sent)
+                .min_by_key(|a| a.at)
+                .map(|a| (a.at - p.sent, a.requested - p.sent))
         })
-        .collect();
-    out.sort();
-    out
+        .unzip();
+    acked.sort();
+    requested.sort();
+    (acked, requested)
 }
 
 /// A plain consumer of the live topic, with maxq's consumer settings, that records when

@@ -11,6 +11,8 @@ use std::time::Instant;
 /// One acknowledged write of a probe window: its start and the count it held.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Ack {
+    /// When maxq's write request had arrived at the proxy.
+    pub requested: Instant,
     /// When InfluxDB's 2xx answer had arrived.
     pub at: Instant,
     /// The window start, ms.
@@ -90,6 +92,7 @@ fn serve(
             }
             head.extend_from_slice(line.as_bytes());
         }
+        let requested = Instant::now();
         head.extend_from_slice(b"Connection: close\r\n\r\n");
         let mut body = vec![0; length];
         reader.read_exact(&mut body)?;
@@ -111,7 +114,7 @@ fn serve(
             let found: Vec<Ack> = text
                 .lines()
                 .filter_map(|l| l.strip_prefix(probe))
-                .filter_map(|rest| probe_point(rest, at))
+                .filter_map(|rest| probe_point(rest, requested, at))
                 .collect();
             if let Ok(mut acks) = acks.lock() {
                 acks.extend(found);
@@ -122,7 +125,7 @@ fn serve(
 }
 
 /// The count and window start of a probe line's fields and timestamp (`count=5i,.. 1700`).
-fn probe_point(fields_and_time: &str, at: Instant) -> Option<Ack> {
+fn probe_point(fields_and_time: &str, requested: Instant, at: Instant) -> Option<Ack> {
     let (fields, time) = fields_and_time.rsplit_once(' ')?;
     let count = fields
         .split(',')
@@ -131,6 +134,7 @@ fn probe_point(fields_and_time: &str, at: Instant) -> Option<Ack> {
         .parse()
         .ok()?;
     Some(Ack {
+        requested,
         at,
         start_ms: time.trim().parse().ok()?,
         count,
@@ -144,15 +148,20 @@ mod tests {
     #[test]
     fn probe_point_reads_count_and_time() {
         let at = Instant::now();
-        let ack = probe_point("count=12i,max=3,mean=2,min=1,stddev=0.5 1795564800000", at);
+        let ack = probe_point(
+            "count=12i,max=3,mean=2,min=1,stddev=0.5 1795564800000",
+            at,
+            at,
+        );
         assert_eq!(
             ack,
             Some(Ack {
+                requested: at,
                 at,
                 start_ms: 1_795_564_800_000,
                 count: 12
             })
         );
-        assert_eq!(probe_point("max=3 1795564800000", at), None);
+        assert_eq!(probe_point("max=3 1795564800000", at, at), None);
     }
 }

@@ -301,19 +301,19 @@ fn latency_table(runs: &[LatencyRun]) -> String {
     let mut md = String::from("\n### Update latency\n\n");
     let _ = writeln!(
         md,
-        "Streaming `maxq run --emit updates --epoch {} -w {}`; a probe reading every {} ms among {} readings/s. Update latency: from handing the probe to the producer to InfluxDB's 2xx answer to the first write of its window that includes it (seen by a proxy in front of `/write`). Broker latency: from the same send to a plain consumer's receipt of the probe, the part no consumer can avoid. Over the in-process broker every consumer runs with `-X fetch.wait.max.ms={}`: librdkafka's mock broker holds a fetch that finds no data for the whole wait rather than answering when data arrives, as Kafka does.\n",
+        "Streaming `maxq run --emit updates --epoch {} -w {}`; a probe reading every {} ms among {} readings/s. Update latency: from handing the probe to the producer to InfluxDB's 2xx answer to the first write of its window that includes it (seen by a proxy in front of `/write`). Write request: from the same send to the arrival at the proxy of the write request that was acknowledged (the rest is InfluxDB's answer). Broker latency: from the same send to a plain consumer's receipt of the probe, the part no consumer can avoid. Over the in-process broker every consumer runs with `-X fetch.wait.max.ms={}`: librdkafka's mock broker holds a fetch that finds no data for the whole wait rather than answering when data arrives, as Kafka does.\n",
         super::latency::EPOCH,
         runs[0].workers,
         super::stream::PROBE_PERIOD.as_millis(),
         thousands(runs[0].rate),
         super::latency::MOCK_FETCH_WAIT_MS,
     );
-    md.push_str("| broker | sent/s | probes | acknowledged | update p50 ms | p99 ms | max ms | broker p50 ms | p99 ms | maxq CPU s | readings sent / counted |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+    md.push_str("| broker | sent/s | probes | acknowledged | update p50 ms | p99 ms | max ms | write request p50 ms | p99 ms | broker p50 ms | p99 ms | maxq CPU s | readings sent / counted |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
     for l in runs {
         let q = |v: &[Duration], q| quantile(v, q).map(ms).unwrap_or_else(|| "—".to_owned());
         let _ = writeln!(
             md,
-            "| {} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {:.1} | {} / {} |",
+            "| {} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} | {} / {} |",
             broker_label(l.broker),
             l.achieved_rate,
             l.probes,
@@ -321,6 +321,8 @@ fn latency_table(runs: &[LatencyRun]) -> String {
             q(&l.latencies, 0.5),
             q(&l.latencies, 0.99),
             q(&l.latencies, 1.0),
+            q(&l.request_latencies, 0.5),
+            q(&l.request_latencies, 0.99),
             q(&l.consumer_latencies, 0.5),
             q(&l.consumer_latencies, 0.99),
             l.usage.cpu.as_secs_f64(),
