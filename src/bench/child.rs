@@ -37,7 +37,8 @@ pub struct Running {
     name: String,
     stdout: PathBuf,
     stderr: PathBuf,
-    sampler: RssSampler,
+    sampler: Option<RssSampler>,
+    reaped: bool,
 }
 
 /// A finished child.
@@ -66,7 +67,8 @@ pub fn spawn(dir: &Path, name: &str, args: &[String]) -> anyhow::Result<Running>
         .context("starting a maxq child process")?;
     let started = Instant::now();
     Ok(Running {
-        sampler: RssSampler::start(child.id(), started),
+        sampler: Some(RssSampler::start(child.id(), started)),
+        reaped: false,
         child,
         started,
         name: name.to_owned(),
@@ -78,7 +80,7 @@ pub fn spawn(dir: &Path, name: &str, args: &[String]) -> anyhow::Result<Running>
 impl Running {
     /// Also records the child's RSS every `period` until it exits.
     pub fn sample_rss(&mut self, period: Duration) {
-        if let Ok(mut every) = self.sampler.every.lock() {
+        if let Some(Ok(mut every)) = self.sampler.as_ref().map(|s| s.every.lock()) {
             *every = Some(period);
         }
     }
@@ -105,11 +107,13 @@ impl Running {
         // SAFETY: as above.
         unsafe { libc::kill(pid, libc::SIGKILL) };
         let _ = reap(pid, 0, self.started);
+        let mut this = self;
+        this.reaped = true;
         anyhow::bail!(
             "{} did not stop within {} s of SIGTERM (log: {})",
-            self.name,
+            this.name,
             STOP_GRACE.as_secs(),
-            self.stderr.display()
+            this.stderr.display()
         )
     }
 
@@ -122,8 +126,13 @@ impl Running {
         }
     }
 
-    fn finish(self, (status, mut usage): (ExitStatus, Usage)) -> anyhow::Result<Finished> {
-        let (peak, rss_samples) = self.sampler.finish();
+    fn finish(mut self, (status, mut usage): (ExitStatus, Usage)) -> anyhow::Result<Finished> {
+        self.reaped = true;
+        let (peak, rss_samples) = self
+            .sampler
+            .take()
+            .map(RssSampler::finish)
+            .unwrap_or_default();
         usage.peak_rss_bytes = peak;
         if !status.success() {
             let log = std::fs::read_to_string(&self.stderr).unwrap_or_default();
@@ -140,6 +149,18 @@ impl Running {
             stdout: std::fs::read_to_string(&self.stdout).unwrap_or_default(),
             rss_samples,
         })
+    }
+}
+
+/// A child the benchmark gives up on (an error in its section) is killed, not left running.
+impl Drop for Running {
+    fn drop(&mut self) {
+        if !self.reaped {
+            let pid = self.child.id() as libc::pid_t;
+            // SAFETY: plain syscall on a child this process spawned and has not reaped.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            let _ = reap(pid, 0, self.started);
+        }
     }
 }
 

@@ -58,6 +58,8 @@ pub struct LatencyRun {
     pub consumer_latencies: Vec<Duration>,
     /// The pipeline child's figures.
     pub usage: Usage,
+    /// Why the producer could not deliver every reading, if it could not.
+    pub producer_error: Option<String>,
     /// Readings sent, and the sum of `count` in InfluxDB after the run.
     pub sent_and_counted: (u64, u64),
 }
@@ -115,7 +117,8 @@ pub fn measure(
     )?;
     let warm = stream::send(&publisher, setup.sensors, rate, WARM_UP, None)?;
     let sent = stream::send(&publisher, setup.sensors, rate, duration, Some(WINDOW_MS))?;
-    publisher.finish()?;
+    // A broker that cannot keep up fails the flush: reported, and the probes still count.
+    let producer_error = publisher.finish().err().map(|e| format!("{e:#}"));
     let total = warm.readings + sent.readings;
     // Stop only once every probe is acknowledged and every reading counted (or after the
     // drain time): a stop cannot cut the run's last readings off the check.
@@ -147,6 +150,7 @@ pub fn measure(
         request_latencies,
         consumer_latencies,
         usage: finished.usage,
+        producer_error,
         sent_and_counted: (total, counted),
     })
 }

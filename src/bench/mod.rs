@@ -72,44 +72,40 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<BenchReport> {
         ..Results::default()
     };
     let wants = |s| args.sections.contains(&s);
+    // A section that fails is reported with the figures of the others, not instead of them.
+    let mut failed = Vec::new();
+    let mut record = |section: &str, result: anyhow::Result<()>| {
+        if let Err(e) = result {
+            tracing::error!(section, "{e:#}");
+            failed.push(format!("{section}: {e:#}"));
+        }
+    };
     if wants(BenchSection::Ceiling) || wants(BenchSection::Pipeline) {
-        external(args, &dir, &influx, &mut results)?;
+        record(
+            "ceiling and pipeline",
+            external(args, &dir, &influx, &mut results),
+        );
     }
     if wants(BenchSection::Embedded) {
-        in_process(args, &dir, &influx, &mut results)?;
+        record("embedded", in_process(args, &dir, &influx, &mut results));
     }
     let workers = args.workers.iter().copied().max().unwrap_or(1);
     if wants(BenchSection::Latency) {
-        results.latency = latency_runs(args, &dir, &influx, workers)?;
+        record(
+            "latency",
+            latency_runs(args, &dir, &influx, workers, &mut results),
+        );
     }
     if wants(BenchSection::Memory) {
-        let embedded = Embedded::start()?;
-        for keys in std::iter::once(memory::BASELINE_KEYS).chain(args.keys.iter().copied()) {
-            info!(keys, "memory run");
-            results
-                .keys
-                .push(memory::keys_run(&dir, &embedded, keys, args.partitions)?);
-        }
+        record("memory", memory_runs(args, &dir, &mut results));
     }
     if wants(BenchSection::Endless) {
-        let embedded = Embedded::start()?;
-        let topic = "endless";
-        embedded.create_topic(topic, args.partitions)?;
-        let live = Live {
-            dir: &dir,
-            brokers: &embedded.brokers,
-            influx: &influx,
-            sensors: args.sensors,
-            workers,
-        };
-        info!(duration = %humantime::format_duration(args.endless_duration), "endless run");
-        results.endless = Some(memory::endless(
-            &live,
-            topic,
-            args.endless_rate,
-            args.endless_duration,
-        )?);
+        record(
+            "endless",
+            endless_run(args, &dir, &influx, workers, &mut results),
+        );
     }
+    results.failed = failed.clone();
     let title = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let markdown = results.markdown(&title);
     report::write(&args.report, &markdown)?;
@@ -118,6 +114,7 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<BenchReport> {
         .iter()
         .filter(|r| !r.check.1)
         .map(|r| r.check.0.clone())
+        .chain(failed)
         .collect();
     for l in &results.latency {
         if l.sent_and_counted.0 != l.sent_and_counted.1 {
@@ -135,13 +132,54 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<BenchReport> {
     })
 }
 
+/// Memory per live key: the baseline, then every `--keys` count.
+fn memory_runs(args: &BenchArgs, dir: &Path, results: &mut Results) -> anyhow::Result<()> {
+    let embedded = Embedded::start()?;
+    for keys in std::iter::once(memory::BASELINE_KEYS).chain(args.keys.iter().copied()) {
+        info!(keys, "memory run");
+        results
+            .keys
+            .push(memory::keys_run(dir, &embedded, keys, args.partitions)?);
+    }
+    Ok(())
+}
+
+/// RSS over an endless stream through the in-process broker.
+fn endless_run(
+    args: &BenchArgs,
+    dir: &Path,
+    influx: &Influx,
+    workers: usize,
+    results: &mut Results,
+) -> anyhow::Result<()> {
+    let embedded = Embedded::start()?;
+    let topic = "endless";
+    embedded.create_topic(topic, args.partitions)?;
+    let live = Live {
+        dir,
+        brokers: &embedded.brokers,
+        influx,
+        sensors: args.sensors,
+        workers,
+    };
+    info!(duration = %humantime::format_duration(args.endless_duration), "endless run");
+    results.endless = Some(memory::endless(
+        &live,
+        topic,
+        args.endless_rate,
+        args.endless_duration,
+    )?);
+    Ok(())
+}
+
 /// The latency run over the in-process broker, then over the external one.
 fn latency_runs(
     args: &BenchArgs,
     dir: &Path,
     influx: &Influx,
     workers: usize,
-) -> anyhow::Result<Vec<latency::LatencyRun>> {
+    results: &mut Results,
+) -> anyhow::Result<()> {
     let topic = format!("maxq-bench-latency-{}", std::process::id());
     crate::publish::ensure_topic(&preload::publish_args(
         &args.brokers,
@@ -150,7 +188,6 @@ fn latency_runs(
     ))?;
     let embedded = Embedded::start()?;
     embedded.create_topic(&topic, args.partitions)?;
-    let mut runs = Vec::new();
     // The in-process run first: the external broker may still be working off a backlog
     // after its run, and would take CPU from the other.
     for (broker, brokers) in [
@@ -165,7 +202,7 @@ fn latency_runs(
             workers,
         };
         info!(broker = report::broker_label(broker), "latency run");
-        runs.push(latency::measure(
+        results.latency.push(latency::measure(
             &live,
             broker,
             &topic,
@@ -173,7 +210,7 @@ fn latency_runs(
             args.latency_duration,
         )?);
     }
-    Ok(runs)
+    Ok(())
 }
 
 fn work_dir(args: &BenchArgs) -> anyhow::Result<PathBuf> {

@@ -72,6 +72,8 @@ pub struct Results {
     pub keys: Vec<KeysRun>,
     /// The endless run.
     pub endless: Option<EndlessRun>,
+    /// Sections that failed, with their error.
+    pub failed: Vec<String>,
 }
 
 /// The targets of the issue, checked against the figures.
@@ -138,6 +140,12 @@ impl Results {
             md.push_str(&endless_table(endless));
         }
         md.push_str(&self.targets_table());
+        if !self.failed.is_empty() {
+            md.push_str("\n### Sections that failed\n\n");
+            for failure in &self.failed {
+                let _ = writeln!(md, "- {failure}");
+            }
+        }
         md
     }
 
@@ -329,6 +337,15 @@ fn latency_table(runs: &[LatencyRun]) -> String {
             thousands(l.sent_and_counted.0),
             thousands(l.sent_and_counted.1),
         );
+    }
+    for l in runs {
+        if let Some(e) = &l.producer_error {
+            let _ = writeln!(
+                md,
+                "\n{} broker: the producer did not get every reading delivered: {e}",
+                broker_label(l.broker)
+            );
+        }
     }
     md
 }
