@@ -4,10 +4,11 @@
 //! holding values newer than its resume point. A restart that wrote again as soon as it had
 //! replayed up to the durable point would overwrite them with values of fewer readings: with
 //! `--emit updates`, a final window with a partial one. So each worker records, for the
-//! partitions it owns, the offset every epoch had read up to, in the resume point's
-//! `replay_until`, before any worker's sink may write that epoch; a restart writes nothing
-//! until it has read that far again. The stream returned carries no data: its frontier is
-//! "intents recorded up to", and the sinks wait for it.
+//! partitions it owns, an offset at or beyond what every epoch had read, in the resume
+//! point's `replay_until`, before any worker's sink may write that epoch; a restart writes
+//! nothing until it has read that far again (or to the partition's end, if that is nearer).
+//! The offset is declared ahead of reading, so records are few. The stream returned
+//! carries no data: its frontier is "intents recorded up to", and the sinks wait for it.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
