@@ -32,6 +32,14 @@ pub enum KafkaError {
         /// The `--brokers` value.
         brokers: String,
     },
+    /// The dead-letter topic does not exist.
+    #[error("dead-letter topic {topic:?} does not exist on --brokers {brokers}; create it or fix --dead-letter-topic")]
+    MissingDeadLetterTopic {
+        /// The `--dead-letter-topic` value.
+        topic: String,
+        /// The `--brokers` value.
+        brokers: String,
+    },
     /// Any other client error.
     #[error("Kafka ({context}): {cause}")]
     Client {
@@ -95,26 +103,38 @@ pub fn client_error(
     move |cause| KafkaError::Client { context, cause }
 }
 
-/// Number of partitions of `--topic`, failing clearly when the broker or topic is missing.
+/// Number of partitions of `--topic`, failing clearly when the broker, the topic or the
+/// `--dead-letter-topic` is missing.
 pub fn partition_count(kafka: &KafkaConfig) -> Result<usize, KafkaError> {
     let consumer: BaseConsumer<LogContext> = consumer_config(kafka)
         .create_with_context(LogContext)
         .map_err(client_error("creating the consumer"))?;
-    let metadata = consumer
-        .fetch_metadata(Some(&kafka.topic), METADATA_TIMEOUT)
-        .map_err(|cause| KafkaError::Unreachable {
-            brokers: kafka.brokers.clone(),
-            cause,
-        })?;
-    match metadata.topics().iter().find(|t| t.name() == kafka.topic) {
-        Some(topic) if topic.error().is_none() && !topic.partitions().is_empty() => {
-            Ok(topic.partitions().len())
+    let partitions = |topic: &str| -> Result<Option<usize>, KafkaError> {
+        let metadata = consumer
+            .fetch_metadata(Some(topic), METADATA_TIMEOUT)
+            .map_err(|cause| KafkaError::Unreachable {
+                brokers: kafka.brokers.clone(),
+                cause,
+            })?;
+        Ok(metadata
+            .topics()
+            .iter()
+            .find(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty())
+            .map(|t| t.partitions().len()))
+    };
+    let count = partitions(&kafka.topic)?.ok_or_else(|| KafkaError::MissingTopic {
+        topic: kafka.topic.clone(),
+        brokers: kafka.brokers.clone(),
+    })?;
+    if let Some(topic) = &kafka.dead_letter_topic {
+        if partitions(topic)?.is_none() {
+            return Err(KafkaError::MissingDeadLetterTopic {
+                topic: topic.clone(),
+                brokers: kafka.brokers.clone(),
+            });
         }
-        _ => Err(KafkaError::MissingTopic {
-            topic: kafka.topic.clone(),
-            brokers: kafka.brokers.clone(),
-        }),
     }
+    Ok(count)
 }
 
 /// Counts deliveries that failed, keeping the last error for the message, and all that

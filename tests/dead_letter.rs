@@ -110,3 +110,24 @@ fn malformed_messages_are_dead_lettered_with_origin_and_reason() {
         &reference(&messages, 60_000, 60_000, 5_000),
     );
 }
+
+#[test]
+fn a_missing_dead_letter_topic_fails_at_start_naming_the_flag() {
+    let topic = unique("bad");
+    create_topic(&topic, 1);
+    let started = std::time::Instant::now();
+    let out = maxq(&[
+        "run",
+        "--brokers",
+        &brokers(),
+        "--topic",
+        &topic,
+        "--until-end",
+        "--dead-letter-topic",
+        &unique("nowhere"),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(15));
+    assert!(stderr.contains("--dead-letter-topic"), "{stderr}");
+}
