@@ -314,9 +314,15 @@ fn start_shutdown_deadline(shared: Shared, timeout: Duration) -> Background {
             std::thread::park_timeout(deadline.saturating_duration_since(Instant::now()));
         }
         if !finished.load(Relaxed) {
+            let unwritten = shared.backlog.load(Relaxed);
+            let waiting = if unwritten > 0 {
+                format!("{unwritten} points were still unwritten (is the InfluxDB at --influx-url reachable?)")
+            } else {
+                "the last commit to the resume log had not finished (are --brokers reachable?)"
+                    .to_owned()
+            };
             eprintln!(
-                "maxq: error: stopping: {} points were still unwritten after --shutdown-timeout {} (is the InfluxDB at --influx-url reachable?); exiting without committing them, a restart replays them",
-                shared.backlog.load(Relaxed),
+                "maxq: error: stopping: after --shutdown-timeout {} {waiting}; exiting without committing what is not written, a restart replays it",
                 humantime::format_duration(timeout)
             );
             std::process::exit(3);
