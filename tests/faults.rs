@@ -13,14 +13,8 @@ use std::time::{Duration, Instant};
 /// A streaming `maxq run` (no `--until-end`) with short epochs, commits and progress lines.
 fn streaming(brokers: &str, topic: &str, group: &str, sink: &[String], extra: &[&str]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_maxq"))
+        .args(run_args(brokers, topic, group))
         .args([
-            "run",
-            "--brokers",
-            brokers,
-            "--topic",
-            topic,
-            "--group",
-            group,
             "--epoch",
             "50ms",
             "--commit-interval",
@@ -60,44 +54,22 @@ fn caught_up(
 
 /// SIGTERM, then the run must exit 0 within 5 s.
 fn terminate(mut child: Child, watch: &ProgressWatch) {
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let signalled = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            assert!(
-                status.success(),
-                "exit {status} after SIGTERM:\n{}",
-                watch.log()
-            );
-            return;
-        }
-        assert!(
-            signalled.elapsed() < Duration::from_secs(5),
-            "still running 5 s after SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let (status, elapsed) = sigterm(&mut child);
+    assert!(
+        elapsed < Duration::from_secs(5),
+        "still running 5 s after SIGTERM"
+    );
+    assert!(
+        status.success(),
+        "exit {status} after SIGTERM:\n{}",
+        watch.log()
+    );
 }
 
 /// `maxq run --until-end` as `group`, writing with the `sink` flags; must succeed.
 fn until_end(brokers: &str, topic: &str, group: &str, sink: &[String]) {
-    let mut args: Vec<String> = [
-        "run",
-        "--brokers",
-        brokers,
-        "--topic",
-        topic,
-        "--group",
-        group,
-        "--until-end",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let mut args = run_args(brokers, topic, group);
+    args.push("--until-end".into());
     args.extend_from_slice(sink);
     maxq_ok(&strs(&args));
 }

@@ -58,6 +58,34 @@ fn vm_points(measurement: &str) -> Points {
         .collect()
 }
 
+/// `maxq run --until-end` as `group`, writing through the v2 API at `url` (org `maxq`,
+/// bucket `telemetry`) with `token`, and `extra` flags.
+fn until_end_v2(
+    topic: &str,
+    group: &str,
+    url: &str,
+    extra: &[&str],
+    token: &str,
+) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_maxq"))
+        .args(run_args(&brokers(), topic, group))
+        .arg("--until-end")
+        .args(extra)
+        .args([
+            "--influx-url",
+            url,
+            "--influx-api",
+            "v2",
+            "--influx-org",
+            "maxq",
+            "--influx-bucket",
+            "telemetry",
+        ])
+        .env("INFLUX_TOKEN", token)
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn v2_writes_reach_the_server_byte_for_byte() {
     let topic = unique("v2");
@@ -66,31 +94,13 @@ fn v2_writes_reach_the_server_byte_for_byte() {
     produce(&topic, &messages);
     let measurement = unique("vm");
     let url = service("MAXQ_TEST_INFLUX_V2");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_maxq"))
-        .args([
-            "run",
-            "--brokers",
-            &brokers(),
-            "--topic",
-            &topic,
-            "--group",
-            &unique("group"),
-            "--until-end",
-        ])
-        .args(["-w", "2", "--emit", "final", "--measurement", &measurement])
-        .args([
-            "--influx-url",
-            &url,
-            "--influx-api",
-            "v2",
-            "--influx-org",
-            "maxq",
-            "--influx-bucket",
-            "telemetry",
-        ])
-        .env("INFLUX_TOKEN", "test-token")
-        .output()
-        .unwrap();
+    let out = until_end_v2(
+        &topic,
+        &unique("group"),
+        &url,
+        &["-w", "2", "--emit", "final", "--measurement", &measurement],
+        "test-token",
+    );
     assert!(
         out.status.success(),
         "{}",
@@ -123,28 +133,7 @@ fn a_rejected_token_fails_fast_naming_influx_token_and_commits_nothing() {
     produce(&topic, &stream(8, 2, 4, 500, 60, 0));
     let group = unique("group");
     let started = Instant::now();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_maxq"))
-        .args([
-            "run",
-            "--brokers",
-            &brokers(),
-            "--topic",
-            &topic,
-            "--group",
-            &group,
-            "--until-end",
-            "--influx-url",
-            &vm.address(),
-            "--influx-api",
-            "v2",
-            "--influx-org",
-            "maxq",
-            "--influx-bucket",
-            "telemetry",
-        ])
-        .env("INFLUX_TOKEN", "wrong-secret")
-        .output()
-        .unwrap();
+    let out = until_end_v2(&topic, &group, &vm.address(), &[], "wrong-secret");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{stderr}");
     assert!(started.elapsed() < Duration::from_secs(15));

@@ -46,24 +46,18 @@ fn crash_and_restart(
     influx_create_db(&db);
     let group = unique("g");
     let base = |workers: &str| -> Vec<String> {
-        let mut args: Vec<String> = [
-            "run",
-            "--brokers",
-            &brokers(),
-            "--topic",
-            &topic,
-            "--group",
-            &group,
-            "-w",
-            workers,
-            "--commit-interval",
-            "200ms",
-            "--epoch",
-            "50ms",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+        let mut args = run_args(&brokers(), &topic, &group);
+        args.extend(
+            [
+                "-w",
+                workers,
+                "--commit-interval",
+                "200ms",
+                "--epoch",
+                "50ms",
+            ]
+            .map(String::from),
+        );
         args.extend(v1_flags(&db, "telemetry_1m"));
         args
     };

@@ -17,15 +17,7 @@ fn sigterm_flushes_commits_and_exits_zero_within_5_s() {
     influx_create_db(&db);
     let group = unique("g");
     let mut child = Command::new(env!("CARGO_BIN_EXE_maxq"))
-        .args([
-            "run",
-            "--brokers",
-            &brokers(),
-            "--topic",
-            &topic,
-            "--group",
-            &group,
-        ])
+        .args(run_args(&brokers(), &topic, &group))
         .args(v1_flags(&db, "telemetry_1m"))
         .env("RUST_LOG", "warn")
         .stderr(Stdio::piped())
@@ -36,23 +28,12 @@ fn sigterm_flushes_commits_and_exits_zero_within_5_s() {
         assert!(Instant::now() < deadline, "no point written within 30 s");
         std::thread::sleep(Duration::from_millis(200));
     }
-    let signalled = Instant::now();
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            assert!(status.success(), "exit status after SIGTERM: {status}");
-            break;
-        }
-        assert!(
-            signalled.elapsed() < Duration::from_secs(5),
-            "still running 5 s after SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let (status, elapsed) = sigterm(&mut child);
+    assert!(
+        elapsed < Duration::from_secs(5),
+        "still running 5 s after SIGTERM"
+    );
+    assert!(status.success(), "exit status after SIGTERM: {status}");
     let resume = maxq::resume::load(&resume_config(&topic, &group)).unwrap();
     assert_eq!(
         resume.len(),
@@ -74,17 +55,8 @@ fn sigterm_while_influxdb_is_unreachable_exits_non_zero_in_bounded_time_committi
         .unwrap()
         .port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_maxq"))
-        .args([
-            "run",
-            "--brokers",
-            &brokers(),
-            "--topic",
-            &topic,
-            "--group",
-            &group,
-            "--progress-interval",
-            "200ms",
-        ])
+        .args(run_args(&brokers(), &topic, &group))
+        .args(["--progress-interval", "200ms"])
         .args(v1_flags_at(
             &format!("http://127.0.0.1:{port}"),
             "db",
@@ -101,17 +73,7 @@ fn sigterm_while_influxdb_is_unreachable_exits_non_zero_in_bounded_time_committi
                 .is_some_and(|n| n.parse::<u64>().is_ok_and(|n| n > 0))
         })
     });
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let signalled = Instant::now();
-    wait_until("exit after SIGTERM", 10, || {
-        child.try_wait().unwrap().is_some()
-    });
-    let elapsed = signalled.elapsed();
-    let status = child.wait().unwrap();
+    let (status, elapsed) = sigterm(&mut child);
     assert!(
         elapsed < Duration::from_secs(5),
         "exited {elapsed:?} after SIGTERM"

@@ -410,22 +410,42 @@ pub fn influx_points_where(url: &str, db: &str, measurement: &str, filter: &str)
 pub fn until_end_into_v1(topic: &str, extra: &[&str]) -> (Vec<String>, String) {
     let db = unique("db");
     influx_create_db(&db);
-    let mut args: Vec<String> = [
+    let mut args = run_args(&brokers(), topic, &unique("g"));
+    args.push("--until-end".into());
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args.extend(v1_flags(&db, "telemetry_1m"));
+    (args, db)
+}
+
+/// `maxq run` reading `topic` on `brokers` as `group`; more flags are appended.
+pub fn run_args(brokers: &str, topic: &str, group: &str) -> Vec<String> {
+    [
         "run",
         "--brokers",
-        &brokers(),
+        brokers,
         "--topic",
         topic,
         "--group",
-        &unique("g"),
-        "--until-end",
+        group,
     ]
     .iter()
-    .chain(extra)
     .map(|s| s.to_string())
-    .collect();
-    args.extend(v1_flags(&db, "telemetry_1m"));
-    (args, db)
+    .collect()
+}
+
+/// Sends SIGTERM to `child` and waits (up to 10 s) for it to exit: its status and how long
+/// that took.
+pub fn sigterm(child: &mut std::process::Child) -> (std::process::ExitStatus, std::time::Duration) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let signalled = std::time::Instant::now();
+    wait_until("exit after SIGTERM", 10, || {
+        child.try_wait().unwrap().is_some()
+    });
+    (child.wait().unwrap(), signalled.elapsed())
 }
 
 /// Arguments as `&str`s.
