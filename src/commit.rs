@@ -22,7 +22,7 @@ use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::StreamVec;
 use tracing::{debug, warn};
 
-use crate::resume::Saving;
+use crate::resume::{Saving, CHECK_EVERY};
 use crate::run::Shared;
 use crate::sink::Acks;
 use crate::source::{KafkaInput, ResumePoint};
@@ -30,9 +30,6 @@ use crate::watermark::{PartitionProgress, PartitionTable, ProgressStash};
 
 /// Tries of the last resume-point save and group-offset commit, when the dataflow ends.
 const FINAL_COMMIT_ATTEMPTS: u32 = 5;
-
-/// How often a record under way is checked; the worker goes on meanwhile.
-const CHECK: Duration = Duration::from_millis(2);
 
 /// Commit-operator settings.
 pub struct CommitConfig {
@@ -101,7 +98,7 @@ pub fn commit<'scope>(
                     match resume_log.outcome(&saving) {
                         None if !done => {
                             in_flight = Some((saving, points, offsets));
-                            activator.activate_after(CHECK);
+                            activator.activate_after(CHECK_EVERY);
                             return;
                         }
                         // The last commit below records everything again anyway.
@@ -159,7 +156,7 @@ pub fn commit<'scope>(
                     // A failed save is tried again at the next commit, with what is
                     // durable then.
                     in_flight = Some((resume_log.send(&points), points, offsets));
-                    activator.activate_after(CHECK);
+                    activator.activate_after(CHECK_EVERY);
                     return;
                 }
                 // The last one waits, with a few tries, as there is no next commit.

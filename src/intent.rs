@@ -11,22 +11,18 @@
 //! carries no data: its frontier is "intents recorded up to", and the sinks wait for it.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::StreamVec;
 use tracing::warn;
 
-use crate::resume::Saving;
+use crate::resume::{Saving, CHECK_EVERY};
 use crate::source::KafkaInput;
 use crate::watermark::PartitionProgress;
 
 /// The intents: an empty stream whose frontier is the epoch recorded up to.
 pub type Intents<'scope> = StreamVec<'scope, u64, ()>;
-
-/// How often a record under way is checked; the worker goes on meanwhile.
-const CHECK: Duration = Duration::from_millis(2);
 
 /// How far ahead of what it has read a partition declares it may have written, in
 /// messages: a new record is needed only every half of this, so the broker sees few
@@ -127,7 +123,7 @@ pub fn intents<'scope>(
                     }
                 }
                 if in_flight.is_some() {
-                    activator.activate_after(CHECK);
+                    activator.activate_after(CHECK_EVERY);
                 } else if upper == u64::MAX && reached.is_empty() {
                     held = None;
                 }

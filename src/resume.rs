@@ -149,6 +149,9 @@ pub struct ResumeLog {
     generation: Cell<u64>,
 }
 
+/// How often an operator checks a save under way; the worker goes on meanwhile.
+pub const CHECK_EVERY: Duration = Duration::from_millis(2);
+
 /// A save sent and not yet known to be durable.
 #[derive(Debug)]
 pub struct Saving {
