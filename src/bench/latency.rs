@@ -99,6 +99,9 @@ pub fn measure(
         &proxy.url,
         &db,
     );
+    for (key, value) in &fetch_wait {
+        args.extend(["-X".to_owned(), format!("{key}={value}")]);
+    }
     args.extend(
         [
             "--emit",
