@@ -10,15 +10,21 @@
 //! parallel formula, which stays accurate when partial aggregates from many workers and
 //! epochs merge (sum and sum of squares cancel catastrophically).
 //!
+//! The arrangement is the only copy of the state: the emit operator reads the keys it
+//! finalizes and evicts from its trace rather than keeping its own map.
+//!
 //! Eviction: a window is removed by adding [`Stats::retraction`] of its count. `is_zero`
 //! looks at the count alone, so the key's accumulation becomes zero and differential drops
 //! it; min and max of a zero-count statistic are meaningless and never read.
 
 use differential_dataflow::difference::{IsZero, Semigroup};
+use differential_dataflow::operators::arrange::TraceAgent;
 use differential_dataflow::operators::CountTotal;
+use differential_dataflow::trace::implementations::KeySpine;
 use differential_dataflow::AsCollection;
 use serde::{Deserialize, Serialize};
 use std::cmp::Ordering;
+use std::sync::Arc;
 use timely::dataflow::operators::Concat;
 use timely::dataflow::StreamVec;
 
@@ -30,26 +36,32 @@ use crate::source::Updates;
 pub struct WindowKey {
     /// Window start, Unix ms.
     pub start_ms: i64,
-    /// The escaped line-protocol tag set.
-    pub series: String,
+    /// The escaped line-protocol tag set, shared by every copy of the key (differential
+    /// copies keys when it merges batches).
+    pub series: Arc<str>,
 }
 
 /// Every change of a key's accumulated statistic, as differential reports it:
 /// `((key, stats), epoch, +1)` for the new value and `-1` for the one it replaces.
 pub type Aggregates<'scope> = StreamVec<'scope, u64, ((WindowKey, Stats), u64, isize)>;
 
+/// The arranged statistic of every live key of a worker: `(key, epoch, Stats)` updates.
+pub type Trace = TraceAgent<KeySpine<WindowKey, u64, Stats>>;
+
 /// Maintains the statistic of every live key from the readings' updates and the
 /// evictions' retractions. Differential exchanges the updates by key hash, so each key
-/// lives on (and is reported by) exactly one worker.
+/// lives on (and is reported by) exactly one worker. Returns the changes and the trace
+/// they come from.
 pub fn aggregate<'scope>(
     updates: Updates<'scope>,
     evictions: Updates<'scope>,
-) -> Aggregates<'scope> {
-    updates
+) -> (Aggregates<'scope>, Trace) {
+    let arranged = updates
         .concat(evictions)
         .as_collection()
-        .count_total()
-        .inner
+        .arrange_by_self_named("Arrange: CountTotal");
+    let trace = arranged.trace.clone();
+    (arranged.count_total().inner, trace)
 }
 
 /// Count, mean, M2 (sum of squared deviations), min and max of a set of readings.
@@ -90,7 +102,8 @@ impl Stats {
         }
     }
 
-    fn zero() -> Stats {
+    /// The statistic of no readings.
+    pub fn zero() -> Stats {
         Stats::retraction(0)
     }
 

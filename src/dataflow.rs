@@ -43,7 +43,7 @@ pub fn build(
         let (updates, progress) = kafka_source(scope, input, config.clone(), shared.clone());
         let progress = progress.broadcast();
         let (eviction_loop, evictions) = scope.feedback(1);
-        let aggregates = aggregate(updates, evictions);
+        let (aggregates, trace) = aggregate(updates, evictions);
         let emit_config = EmitConfig {
             windows: config.windows,
             emit: config.emit,
@@ -53,6 +53,7 @@ pub fn build(
         };
         let (writes, evictions) = emit(
             aggregates,
+            trace,
             progress.clone(),
             emit_config,
             finish.clone(),

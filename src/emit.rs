@@ -3,11 +3,15 @@
 //! The emit operator sees every change of the keys its worker owns (from differential) and
 //! every partition's progress (broadcast). Once both inputs have passed an epoch it:
 //!
-//! 1. records the new statistic of every changed key;
-//! 2. with `--emit updates` writes every key changed since its last write; with
-//!    `--emit final` only those whose window the pipeline watermark has passed;
-//! 3. evicts every key whose window ends at or before the eviction horizon by feeding its
+//! 1. with `--emit updates` writes every key changed in the epoch; with `--emit final`
+//!    every key whose window the pipeline watermark has now passed;
+//! 2. evicts every key whose window ends at or before the eviction horizon by feeding its
 //!    retraction back into differential, one epoch later.
+//!
+//! It keeps no copy of the keys: those due and those to evict are read from differential's
+//! arrangement, which holds every live key once, accumulated to the epoch decided on. What
+//! the operator keeps is two bounds: windows ending at or before them are written (final)
+//! or evicted.
 //!
 //! A key that reappears below the eviction horizon (a partition idle for longer than
 //! `--max-state-age` woke up) is counted as late-expired, retracted again, never written,
@@ -15,8 +19,10 @@
 //!
 //! When the sources have finished (`--until-end`) every remaining window is final.
 
+use differential_dataflow::trace::cursor::{cursor_list, Cursor};
+use differential_dataflow::trace::TraceReader;
 use std::cell::Cell;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::sync::atomic::Ordering::Relaxed;
 use timely::container::CapacityContainerBuilder;
@@ -24,8 +30,9 @@ use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::{Capability, OkErr};
 use timely::dataflow::StreamVec;
+use timely::progress::Antichain;
 
-use crate::aggregate::{Aggregates, Stats, WindowKey};
+use crate::aggregate::{Aggregates, Stats, Trace, WindowKey};
 use crate::cli::Emit;
 use crate::dataflow::ByEpoch;
 use crate::run::Shared;
@@ -58,67 +65,169 @@ pub struct EmitConfig {
     pub evicted_below: Option<i64>,
 }
 
-/// Live keys and what has been written of them.
-#[derive(Default)]
+/// The live keys and their statistics.
+trait Live {
+    /// Calls `f` with every key whose window ends after `after` and at or before `until`,
+    /// in key order, with its statistic accumulated through epoch `at`; keys that
+    /// accumulate to nothing are skipped.
+    fn scan(
+        &mut self,
+        windows: &Windows,
+        after: i64,
+        until: i64,
+        at: u64,
+        f: &mut dyn FnMut(&WindowKey, Stats),
+    );
+}
+
+/// The key order starts at the window start, so the keys of windows ending after `after`
+/// start at this one.
+fn first_key_after(windows: &Windows, after: i64) -> WindowKey {
+    WindowKey {
+        start_ms: after.saturating_sub(windows.window_ms).saturating_add(1),
+        series: "".into(),
+    }
+}
+
+impl Live for Trace {
+    fn scan(
+        &mut self,
+        windows: &Windows,
+        after: i64,
+        until: i64,
+        at: u64,
+        f: &mut dyn FnMut(&WindowKey, Stats),
+    ) {
+        let Some(batches) = self.batches_through(Antichain::new().borrow()) else {
+            return;
+        };
+        let (mut cursor, storage) = cursor_list(batches);
+        cursor.seek_key(&storage, &first_key_after(windows, after));
+        while let Some(key) = cursor.get_key(&storage) {
+            if windows.end(key.start_ms) > until {
+                break;
+            }
+            let mut stats = Stats::zero();
+            cursor.map_times(&storage, |time, diff| {
+                if *time <= at {
+                    stats.merge(diff);
+                }
+            });
+            if stats.count != 0 {
+                f(key, stats);
+            }
+            cursor.step_key(&storage);
+        }
+    }
+}
+
+/// What one epoch's decision depends on besides its changes.
+#[derive(Clone, Copy, Debug)]
+struct Step {
+    /// The epoch.
+    time: u64,
+    /// A restart is replaying what was written before: nothing is written or evicted.
+    hold: bool,
+    /// Windows ending at or before this are final (`i64::MAX` once the sources ended).
+    due: i64,
+    /// Windows ending at or before this are evicted.
+    horizon: i64,
+}
+
+/// What has been written and evicted, by window end.
 struct Windowing {
-    live: BTreeMap<WindowKey, Stats>,
-    dirty: BTreeSet<WindowKey>,
-    evicted_below: Option<i64>,
+    emit: Emit,
+    windows: Windows,
+    /// Windows ending at or before this were evicted.
+    evicted_below: i64,
+    /// `--emit final`: windows ending at or before this were written when they became final.
+    written_below: i64,
+    /// `--emit updates`: changes were held back while a restart replayed, so every live key
+    /// is to be written.
+    held_back: bool,
 }
 
 impl Windowing {
-    fn change(
+    fn new(emit: Emit, windows: Windows, evicted_below: Option<i64>) -> Windowing {
+        Windowing {
+            emit,
+            windows,
+            evicted_below: evicted_below.unwrap_or(i64::MIN),
+            written_below: i64::MIN,
+            held_back: false,
+        }
+    }
+
+    /// Decides epoch `step.time` from the keys that changed in it.
+    fn decide(
         &mut self,
-        key: WindowKey,
-        stats: Stats,
-        time: u64,
-        windows: &Windows,
+        live: &mut impl Live,
+        changes: impl IntoIterator<Item = (WindowKey, Stats)>,
+        step: Step,
         out: &mut Vec<Decision>,
         shared: &Shared,
     ) {
-        if self
-            .evicted_below
-            .is_some_and(|h| windows.end(key.start_ms) <= h)
-        {
-            shared
-                .metrics
-                .late_expired
-                .fetch_add(stats.count.max(0) as u64, Relaxed);
-            out.push(Decision::Evict((
-                key,
-                time + 1,
-                Stats::retraction(stats.count),
-            )));
+        let rewrite_all = !step.hold && self.held_back;
+        for (key, stats) in changes {
+            let end = self.windows.end(key.start_ms);
+            if end <= self.evicted_below {
+                shared
+                    .metrics
+                    .late_expired
+                    .fetch_add(stats.count.max(0) as u64, Relaxed);
+                out.push(Decision::Evict((
+                    key,
+                    step.time + 1,
+                    Stats::retraction(stats.count),
+                )));
+                continue;
+            }
+            match self.emit {
+                Emit::Updates if step.hold => self.held_back = true,
+                Emit::Updates if !rewrite_all => out.push(Decision::Write(key, stats)),
+                Emit::Updates => {}
+                // Written again after the replay, from the windows evicted up.
+                Emit::Final if step.hold => self.written_below = i64::MIN,
+                // A window already final changed: an idle partition woke.
+                Emit::Final if end <= self.written_below => out.push(Decision::Write(key, stats)),
+                Emit::Final => {}
+            }
+        }
+        if step.hold {
             return;
         }
-        self.dirty.insert(key.clone());
-        self.live.insert(key, stats);
-    }
-
-    fn writes(&mut self, until_end_ms: Option<i64>, windows: &Windows, out: &mut Vec<Decision>) {
-        while let Some(key) = self.dirty.first() {
-            if until_end_ms.is_some_and(|wm| windows.end(key.start_ms) > wm) {
-                break;
-            }
-            let key = self.dirty.pop_first().expect("first exists");
-            let stats = self.live[&key];
-            out.push(Decision::Write(key, stats));
+        let after = self.evicted_below.max(self.written_below);
+        let until = match self.emit {
+            Emit::Updates if rewrite_all => i64::MAX,
+            Emit::Updates => after,
+            Emit::Final => step.due,
+        };
+        if until > after {
+            live.scan(&self.windows, after, until, step.time, &mut |key, stats| {
+                out.push(Decision::Write(key.clone(), stats));
+            });
         }
-    }
-
-    fn evict(&mut self, horizon_ms: i64, time: u64, windows: &Windows, out: &mut Vec<Decision>) {
-        while let Some(entry) = self.live.first_entry() {
-            if windows.end(entry.key().start_ms) > horizon_ms {
-                break;
-            }
-            let (key, stats) = entry.remove_entry();
-            out.push(Decision::Evict((
-                key,
-                time + 1,
-                Stats::retraction(stats.count),
-            )));
+        self.held_back = false;
+        if self.emit == Emit::Final {
+            self.written_below = self.written_below.max(step.due);
         }
-        self.evicted_below = Some(self.evicted_below.map_or(horizon_ms, |h| h.max(horizon_ms)));
+        if step.horizon > self.evicted_below {
+            let (after, time) = (self.evicted_below, step.time);
+            live.scan(
+                &self.windows,
+                after,
+                step.horizon,
+                time,
+                &mut |key, stats| {
+                    out.push(Decision::Evict((
+                        key.clone(),
+                        time + 1,
+                        Stats::retraction(stats.count),
+                    )));
+                },
+            );
+            self.evicted_below = step.horizon;
+        }
     }
 }
 
@@ -127,6 +236,7 @@ impl Windowing {
 /// or the run is only stopping (so only what was already due is written).
 pub fn emit<'scope>(
     aggregates: Aggregates<'scope>,
+    mut trace: Trace,
     progress: StreamVec<'scope, u64, PartitionProgress>,
     config: EmitConfig,
     finish: Rc<Cell<bool>>,
@@ -143,11 +253,8 @@ pub fn emit<'scope>(
                 let mut stash: ByEpoch<((WindowKey, Stats), isize)> = BTreeMap::new();
                 let mut progress_stash = ProgressStash::default();
                 let mut table = PartitionTable::new(config.partitions, config.max_state_age_ms);
-                let mut windowing = Windowing {
-                    evicted_below: config.evicted_below,
-                    ..Windowing::default()
-                };
-                let windows = config.windows;
+                let mut windowing =
+                    Windowing::new(config.emit, config.windows, config.evicted_below);
                 move |(changes, changes_frontier), (reports, reports_frontier), output| {
                     changes.for_each(|cap, data| {
                         let Some(retained) = cap.retain_least(output.output_index()) else {
@@ -179,43 +286,33 @@ pub fn emit<'scope>(
                         // a later epoch's progress (a replay that has caught up, a watermark
                         // that has passed a window) does not hold for this one's state.
                         progress_stash.apply_before(time.saturating_add(1), &mut table);
-                        for ((key, stats), diff) in changes {
-                            if diff > 0 {
-                                windowing.change(
-                                    key,
-                                    stats,
-                                    time,
-                                    &windows,
-                                    &mut decisions,
-                                    &shared,
-                                );
-                            }
-                        }
                         let watermark = table.pipeline_watermark();
                         shared.metrics.watermark_ms.store(watermark, Relaxed);
                         // Once the sources have finished with `--until-end`, every window
                         // is final, also those whose last change comes out of differential
                         // only now.
                         let ended = reports_upper.is_none() && finish.get();
-                        let due = match config.emit {
-                            Emit::Final if !ended => Some(watermark),
-                            _ => None,
+                        let step = Step {
+                            time,
+                            // While a restart replays what was written before, windows are
+                            // partial rebuilds: neither written nor evicted until it caught up.
+                            hold: !ended && table.replaying(),
+                            due: if ended { i64::MAX } else { watermark },
+                            horizon: table.eviction_horizon(),
                         };
-                        // While a restart replays what was written before, windows are
-                        // partial rebuilds: neither written nor evicted until it caught up.
-                        if ended || !table.replaying() {
-                            windowing.writes(due, &windows, &mut decisions);
-                            windowing.evict(
-                                table.eviction_horizon(),
-                                time,
-                                &windows,
-                                &mut decisions,
-                            );
-                        }
+                        let changes = changes
+                            .into_iter()
+                            .filter(|(_, diff)| *diff > 0)
+                            .map(|(change, _)| change);
+                        windowing.decide(&mut trace, changes, step, &mut decisions, &shared);
                         output.session(&cap).give_iterator(decisions.drain(..));
                     }
                     progress_stash
                         .apply_before(reports_upper.unwrap_or(u64::MAX).min(upper), &mut table);
+                    // Every epoch to decide from now on is at or after `upper`.
+                    let decided = Antichain::from_elem(upper);
+                    trace.set_logical_compaction(decided.borrow());
+                    trace.set_physical_compaction(decided.borrow());
                     match reports_upper {
                         Some(time) => {
                             if let Some(h) = held.as_mut() {
@@ -227,7 +324,13 @@ pub fn emit<'scope>(
                         None => {
                             if let Some(h) = held.take() {
                                 if finish.get() {
-                                    windowing.writes(None, &windows, &mut decisions);
+                                    let step = Step {
+                                        time: u64::MAX - 1,
+                                        hold: false,
+                                        due: i64::MAX,
+                                        horizon: i64::MIN,
+                                    };
+                                    windowing.decide(&mut trace, [], step, &mut decisions, &shared);
                                     output.session(&h).give_iterator(decisions.drain(..));
                                 }
                             }
@@ -259,34 +362,150 @@ mod tests {
         slide_ms: 60_000,
     };
 
+    /// The trace's contents as a map: every update of every key.
+    #[derive(Default)]
+    struct Model(BTreeMap<WindowKey, Vec<(u64, Stats)>>);
+
+    impl Model {
+        /// Records the readings' statistics at `time` and returns them as changes.
+        fn read(&mut self, time: u64, keys: &[(i64, f64)]) -> Vec<(WindowKey, Stats)> {
+            let mut changes = Vec::new();
+            for &(start_ms, value) in keys {
+                let updates = self.0.entry(key(start_ms)).or_default();
+                updates.push((time, Stats::of(value)));
+                let mut stats = Stats::zero();
+                updates.iter().for_each(|(_, s)| stats.merge(s));
+                changes.push((key(start_ms), stats));
+            }
+            changes
+        }
+
+        /// Feeds the evictions back, as the loop does.
+        fn feed_back(&mut self, out: &[Decision]) {
+            for decision in out {
+                if let Decision::Evict((key, time, stats)) = decision {
+                    self.0.entry(key.clone()).or_default().push((*time, *stats));
+                }
+            }
+        }
+    }
+
+    impl Live for Model {
+        fn scan(
+            &mut self,
+            windows: &Windows,
+            after: i64,
+            until: i64,
+            at: u64,
+            f: &mut dyn FnMut(&WindowKey, Stats),
+        ) {
+            for (key, updates) in self.0.range(first_key_after(windows, after)..) {
+                if windows.end(key.start_ms) > until {
+                    break;
+                }
+                let mut stats = Stats::zero();
+                for (time, update) in updates {
+                    if *time <= at {
+                        stats.merge(update);
+                    }
+                }
+                if stats.count != 0 {
+                    f(key, stats);
+                }
+            }
+        }
+    }
+
+    fn step(time: u64, due: i64, horizon: i64) -> Step {
+        Step {
+            time,
+            hold: false,
+            due,
+            horizon,
+        }
+    }
+
+    fn written(out: &[Decision]) -> Vec<(i64, i64)> {
+        out.iter()
+            .filter_map(|d| match d {
+                Decision::Write(k, s) => Some((k.start_ms, s.count)),
+                Decision::Evict(_) => None,
+            })
+            .collect()
+    }
+
     #[test]
-    fn final_writes_only_windows_the_watermark_passed() {
-        let mut w = Windowing::default();
-        let shared = Shared::default();
-        let mut out = Vec::new();
-        w.change(key(0), Stats::of(1.0), 0, &MINUTE, &mut out, &shared);
-        w.change(key(60_000), Stats::of(2.0), 0, &MINUTE, &mut out, &shared);
-        w.writes(Some(60_000), &MINUTE, &mut out);
-        assert_eq!(out.len(), 1);
-        assert!(matches!(&out[0], Decision::Write(k, _) if k.start_ms == 0));
+    fn final_writes_each_window_once_when_the_watermark_passes_it() {
+        let mut w = Windowing::new(Emit::Final, MINUTE, None);
+        let (mut live, shared, mut out) = (Model::default(), Shared::default(), Vec::new());
+        let changes = live.read(0, &[(0, 1.0), (60_000, 2.0)]);
+        w.decide(
+            &mut live,
+            changes,
+            step(0, 59_999, i64::MIN),
+            &mut out,
+            &shared,
+        );
+        assert!(out.is_empty(), "no window is final yet");
+        let changes = live.read(1, &[(0, 3.0)]);
+        w.decide(
+            &mut live,
+            changes,
+            step(1, 60_000, i64::MIN),
+            &mut out,
+            &shared,
+        );
+        assert_eq!(written(&out), [(0, 2)]);
         out.clear();
-        w.writes(Some(60_000), &MINUTE, &mut out);
+        w.decide(&mut live, [], step(2, 60_000, i64::MIN), &mut out, &shared);
         assert!(out.is_empty(), "written once");
+        // An idle partition woke and changed a final window: written again at once.
+        let changes = live.read(3, &[(0, 4.0)]);
+        w.decide(
+            &mut live,
+            changes,
+            step(3, 60_000, i64::MIN),
+            &mut out,
+            &shared,
+        );
+        assert_eq!(written(&out), [(0, 3)]);
     }
 
     #[test]
     fn evicted_windows_are_never_rewritten() {
-        let mut w = Windowing::default();
-        let shared = Shared::default();
-        let mut out = Vec::new();
-        w.change(key(0), Stats::of(1.0), 0, &MINUTE, &mut out, &shared);
-        w.writes(None, &MINUTE, &mut out);
-        w.evict(60_000, 0, &MINUTE, &mut out);
-        assert!(matches!(&out[1], Decision::Evict((k, 1, s)) if k.start_ms == 0 && s.count == -1));
+        let mut w = Windowing::new(Emit::Updates, MINUTE, None);
+        let (mut live, shared, mut out) = (Model::default(), Shared::default(), Vec::new());
+        let changes = live.read(0, &[(0, 1.0), (60_000, 1.0)]);
+        w.decide(&mut live, changes, step(0, 0, 60_000), &mut out, &shared);
+        assert_eq!(written(&out), [(0, 1), (60_000, 1)]);
+        assert!(
+            matches!(&out[2..], [Decision::Evict((k, 1, s))] if k.start_ms == 0 && s.count == -1)
+        );
+        live.feed_back(&out);
         out.clear();
-        w.change(key(0), Stats::of(5.0), 3, &MINUTE, &mut out, &shared);
-        w.writes(None, &MINUTE, &mut out);
+        let changes = live.read(3, &[(0, 5.0)]);
+        w.decide(&mut live, changes, step(3, 0, 60_000), &mut out, &shared);
         assert!(matches!(&out[..], [Decision::Evict((_, 4, s))] if s.count == -1));
         assert_eq!(shared.metrics.late_expired.load(Relaxed), 1);
+    }
+
+    #[test]
+    fn updates_held_back_by_a_replay_are_all_written_once_after_it() {
+        let mut w = Windowing::new(Emit::Updates, MINUTE, None);
+        let (mut live, shared, mut out) = (Model::default(), Shared::default(), Vec::new());
+        let changes = live.read(0, &[(0, 1.0), (60_000, 2.0)]);
+        let held = Step {
+            hold: true,
+            ..step(0, 0, 0)
+        };
+        w.decide(&mut live, changes, held, &mut out, &shared);
+        assert!(out.is_empty(), "nothing written or evicted while replaying");
+        let changes = live.read(1, &[(0, 3.0)]);
+        w.decide(&mut live, changes, step(1, 0, i64::MIN), &mut out, &shared);
+        assert_eq!(written(&out), [(0, 2), (60_000, 1)]);
+        out.clear();
+        let changes = live.read(2, &[(60_000, 3.0)]);
+        w.decide(&mut live, changes, step(2, 0, i64::MIN), &mut out, &shared);
+        assert_eq!(written(&out), [(60_000, 2)]);
     }
 }
