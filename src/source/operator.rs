@@ -17,6 +17,7 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
@@ -229,15 +230,9 @@ pub fn kafka_source<'scope>(
                                     newest_before,
                                 );
                                 let stats = Stats::of(reading.value);
-                                let last_start = config.windows.last_start(reading.ts_ms);
-                                let mut series = reading.series;
+                                let series: Arc<str> = reading.series.into();
                                 for start_ms in config.windows.starts(reading.ts_ms) {
-                                    // The last window takes the series; earlier ones (hopping) copy it.
-                                    let series = if start_ms == last_start {
-                                        std::mem::take(&mut series)
-                                    } else {
-                                        series.clone()
-                                    };
+                                    let series = series.clone();
                                     session.give((WindowKey { start_ms, series }, time, stats));
                                 }
                             }
