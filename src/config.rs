@@ -276,6 +276,10 @@ fn resolve_env_values(pairs: &[(String, String)]) -> Result<Vec<(String, String)
         .collect()
 }
 
+/// Updates of merge work an idle arrangement does per activation, so a merge in progress
+/// finishes (and frees its inputs) without waiting for new data.
+const IDLE_MERGE_EFFORT: isize = 100_000;
+
 /// timely's configuration from `-w/-n/-p/-h`, as timely's own getopts parsing would build it.
 pub fn timely_config(c: &ClusterArgs) -> Result<timely::Config, ConfigError> {
     use timely::CommunicationConfig;
@@ -332,8 +336,13 @@ pub fn timely_config(c: &ClusterArgs) -> Result<timely::Config, ConfigError> {
     } else {
         CommunicationConfig::Thread
     };
+    let mut worker = timely::WorkerConfig::default();
+    differential_dataflow::configure(
+        &mut worker,
+        &differential_dataflow::Config::default().idle_merge_effort(Some(IDLE_MERGE_EFFORT)),
+    );
     Ok(timely::Config {
         communication,
-        worker: timely::WorkerConfig::default(),
+        worker,
     })
 }
