@@ -119,6 +119,90 @@ struct RawReading<'a> {
     tags: Option<&'a RawValue>,
 }
 
+/// The usual message, typed in one pass: sensor and unit strings, `ts` an integer or a
+/// string, `value` a number. Anything it does not take goes to [`RawReading`], which gives
+/// the reason.
+#[derive(Deserialize)]
+struct PlainReading<'a> {
+    #[serde(borrow, alias = "sensor_name")]
+    sensor: Cow<'a, str>,
+    #[serde(borrow, alias = "timestamp")]
+    ts: Ts<'a>,
+    #[serde(alias = "reading")]
+    value: f64,
+    #[serde(borrow)]
+    unit: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    tags: Option<&'a RawValue>,
+}
+
+/// A `ts` as written: integer milliseconds or (RFC 3339) text.
+enum Ts<'a> {
+    Ms(i64),
+    Text(Cow<'a, str>),
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Ts<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct TsVisitor;
+        impl<'de> serde::de::Visitor<'de> for TsVisitor {
+            type Value = Ts<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("integer milliseconds or an RFC 3339 string")
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                Ok(Ts::Ms(v))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                i64::try_from(v)
+                    .map(Ts::Ms)
+                    .map_err(|_| E::custom("out of range"))
+            }
+            fn visit_borrowed_str<E: serde::de::Error>(
+                self,
+                v: &'de str,
+            ) -> Result<Self::Value, E> {
+                Ok(Ts::Text(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Ts::Text(Cow::Owned(v.to_owned())))
+            }
+        }
+        deserializer.deserialize_any(TsVisitor)
+    }
+}
+
+impl PlainReading<'_> {
+    /// The reading, or `None` where the full parse is to decide.
+    fn reading(self) -> Option<Reading> {
+        let tag_text = |s: &str| !s.is_empty() && s.len() <= MAX_TAG_BYTES;
+        if !tag_text(&self.sensor) || !self.value.is_finite() {
+            return None;
+        }
+        let ts_ms = match self.ts {
+            Ts::Ms(ms) => ms,
+            Ts::Text(text) => chrono::DateTime::parse_from_rfc3339(&text)
+                .ok()?
+                .timestamp_millis(),
+        };
+        if !TS_RANGE_MS.contains(&ts_ms)
+            || self.unit.as_ref().is_some_and(|u| u.len() > MAX_TAG_BYTES)
+        {
+            return None;
+        }
+        let tags = match self.tags {
+            Some(tags) if tags.get() != "null" => parse_tags(tags).ok()?,
+            _ => BTreeMap::new(),
+        };
+        let series = encode_series(&self.sensor, self.unit.as_deref(), &tags).ok()?;
+        Some(Reading {
+            series,
+            ts_ms,
+            value: self.value,
+        })
+    }
+}
+
 impl Reading {
     /// Parses one message payload.
     pub fn parse(payload: &[u8]) -> Result<Reading, Malformed> {
@@ -136,6 +220,17 @@ impl Reading {
             }
         }
         let text = std::str::from_utf8(payload).map_err(|_| Malformed::InvalidJson)?;
+        match serde_json::from_str::<PlainReading>(text)
+            .ok()
+            .and_then(PlainReading::reading)
+        {
+            Some(reading) => Ok(reading),
+            None => Reading::parse_fields(text),
+        }
+    }
+
+    /// Parses an object field by field, each with its own reason.
+    fn parse_fields(text: &str) -> Result<Reading, Malformed> {
         let raw: RawReading = serde_json::from_str(text).map_err(|e| match e.classify() {
             serde_json::error::Category::Data => Malformed::NotAnObject,
             _ => Malformed::InvalidJson,
@@ -245,6 +340,7 @@ fn encode_series(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     fn parse(s: &str) -> Result<Reading, Malformed> {
         Reading::parse(s.as_bytes())
@@ -349,7 +445,47 @@ mod tests {
         );
     }
 
+    /// JSON texts of one field, half of them valid for it.
+    fn one_of(texts: &[&'static str]) -> impl Strategy<Value = Option<&'static str>> {
+        proptest::option::weighted(0.9, proptest::sample::select(texts.to_vec()))
+    }
+
     proptest::proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4096))]
+
+        #[test]
+        fn the_one_pass_parse_agrees_with_the_field_by_field_one(
+            sensor in one_of(&[r#""alt""#, r#""a\"b,c=d e""#, r#""Température""#, r#""""#, "null", "7", "[]"]),
+            ts in one_of(&[
+                "1795442523250", "-5", r#""2026-11-23T14:02:03.250Z""#,
+                r#""2026-11-23T14:02:03+02:00""#, r#""yesterday""#, "-0", "1.5", "1e3",
+                "18446744073709551615", "9000000000001", "null",
+            ]),
+            value in one_of(&["1234.5", "-0", "7", "1e3", "1e400", r#""1""#, "null", "true"]),
+            unit in one_of(&[r#""m/s""#, r#""""#, "null", "3", r#""a=b c""#]),
+            tags in one_of(&[r#"{"k":"v"}"#, "{}", "null", r#"{"sensor":"x"}"#, r#"{"k":1}"#, "[]"]),
+            aliases in proptest::array::uniform3(proptest::bool::ANY),
+            duplicate in proptest::option::of(0usize..5),
+        ) {
+            let names = [
+                if aliases[0] { "sensor_name" } else { "sensor" },
+                if aliases[1] { "timestamp" } else { "ts" },
+                if aliases[2] { "reading" } else { "value" },
+                "unit",
+                "tags",
+            ];
+            let mut fields: Vec<String> = [sensor, ts, value, unit, tags]
+                .iter()
+                .zip(names)
+                .filter_map(|(text, name)| text.map(|t| format!("\"{name}\":{t}")))
+                .collect();
+            if let Some(field) = duplicate.and_then(|i| fields.get(i).cloned()) {
+                fields.push(field);
+            }
+            let text = format!("{{{}}}", fields.join(","));
+            prop_assert_eq!(Reading::parse(text.as_bytes()), Reading::parse_fields(&text), "{}", text);
+        }
+
         #[test]
         fn never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..256)) {
             let _ = Reading::parse(&bytes);
