@@ -183,6 +183,7 @@ pub fn execute(
     let started = Instant::now();
     let reporter = start_reporter(shared.clone(), config.progress_interval);
     let deadline = start_shutdown_deadline(shared.clone(), config.shutdown_timeout);
+    let trimmer = start_trimmer();
     let config = Arc::new(config);
     let worker_shared = shared.clone();
     let guards = timely::execute(timely, move |worker| -> Result<(), String> {
@@ -227,6 +228,7 @@ pub fn execute(
     let results = guards.join();
     reporter.finish();
     deadline.finish();
+    trimmer.finish();
     for result in results {
         result
             .map_err(|e| anyhow::anyhow!(e))?
@@ -257,6 +259,27 @@ impl Background {
         self.thread.thread().unpark();
         let _ = self.thread.join();
     }
+}
+
+/// How often freed heap memory is handed back to the system.
+const TRIM_EVERY: Duration = Duration::from_secs(1);
+
+/// Hands glibc's free heap pages back to the system every [`TRIM_EVERY`]. Differential's
+/// merges free large batches among small allocations that stay live (the series strings),
+/// and glibc keeps such freed memory in its arenas: about 100 bytes per live key of RSS at
+/// 1 M keys were free memory (`maxq bench --sections memory`: 232 bytes per key without
+/// this, 147 with it). `malloc_trim` returns whole free pages anywhere in the heap.
+fn start_trimmer() -> Background {
+    let done = Arc::new(AtomicBool::new(false));
+    let stop = done.clone();
+    let thread = std::thread::spawn(move || {
+        while !stop.load(Relaxed) {
+            std::thread::park_timeout(TRIM_EVERY);
+            // SAFETY: malloc_trim only releases memory malloc holds free; it is thread-safe.
+            unsafe { libc::malloc_trim(0) };
+        }
+    });
+    Background { done, thread }
 }
 
 /// The per-process progress line.
