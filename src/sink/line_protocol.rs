@@ -18,7 +18,12 @@ pub enum TagError {
 }
 
 fn check(text: &str) -> Result<(), TagError> {
-    if text.chars().any(char::is_control) || text.ends_with('\\') {
+    let control = if text.is_ascii() {
+        text.bytes().any(|b| b.is_ascii_control())
+    } else {
+        text.chars().any(char::is_control)
+    };
+    if control || text.ends_with('\\') {
         Err(TagError::Unencodable)
     } else {
         Ok(())
@@ -39,13 +44,16 @@ pub fn escape_measurement(text: &str, out: &mut String) -> Result<(), TagError> 
     Ok(())
 }
 
+/// `special` holds ASCII characters only, so each match is one byte long.
 fn escape_into(text: &str, special: &[char], out: &mut String) {
-    for c in text.chars() {
-        if special.contains(&c) {
-            out.push('\\');
-        }
-        out.push(c);
+    let mut rest = text;
+    while let Some(at) = rest.find(special) {
+        out.push_str(&rest[..at]);
+        out.push('\\');
+        out.push_str(&rest[at..=at]);
+        rest = &rest[at + 1..];
     }
+    out.push_str(rest);
 }
 
 /// Appends the line for one window: `measurement,series count=..i,max=..,mean=..,min=..,stddev=.. start_ms`.
@@ -89,6 +97,26 @@ mod tests {
         out.clear();
         escape_measurement("tele metry,1=x", &mut out).unwrap();
         assert_eq!(out, r"tele\ metry\,1=x");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn escapes_as_a_character_by_character_rewrite_would(text in "[a-c ,=\\\\é\u{85}\n]{0,12}") {
+            let mut expected = String::new();
+            for c in text.chars() {
+                if [',', '=', ' '].contains(&c) {
+                    expected.push('\\');
+                }
+                expected.push(c);
+            }
+            let refused = text.chars().any(char::is_control) || text.ends_with('\\');
+            let mut out = String::new();
+            match escape_tag(&text, &mut out) {
+                Ok(()) => proptest::prop_assert_eq!(out, expected),
+                Err(_) => proptest::prop_assert!(refused),
+            }
+            proptest::prop_assert_eq!(escape_tag(&text, &mut String::new()).is_err(), refused);
+        }
     }
 
     #[test]
