@@ -124,11 +124,11 @@ impl Live for Trace {
 /// What one epoch's decision depends on besides its changes.
 #[derive(Clone, Copy, Debug)]
 struct Step {
-    /// The epoch.
+    /// The epoch: statistics are accumulated through it, evictions happen in the next.
     time: u64,
     /// A restart is replaying what was written before: nothing is written or evicted.
     hold: bool,
-    /// Windows ending at or before this are final (`i64::MAX` once the sources ended).
+    /// Windows ending at or before this are final (`i64::MAX` in the final flush).
     due: i64,
     /// Windows ending at or before this are evicted.
     horizon: i64,
@@ -177,7 +177,7 @@ impl Windowing {
                     .fetch_add(stats.count.max(0) as u64, Relaxed);
                 out.push(Decision::Evict((
                     key,
-                    step.time + 1,
+                    step.time.saturating_add(1),
                     Stats::retraction(stats.count),
                 )));
                 continue;
@@ -221,7 +221,7 @@ impl Windowing {
                 &mut |key, stats| {
                     out.push(Decision::Evict((
                         key.clone(),
-                        time + 1,
+                        time.saturating_add(1),
                         Stats::retraction(stats.count),
                     )));
                 },
@@ -250,6 +250,8 @@ pub fn emit<'scope>(
             "Emit",
             move |cap, _info| {
                 let mut held: Option<Capability<u64>> = Some(cap);
+                // The latest epoch any source reported: no reading is in a later one.
+                let mut last_reported: Option<u64> = None;
                 let mut stash: ByEpoch<((WindowKey, Stats), isize)> = BTreeMap::new();
                 let mut progress_stash = ProgressStash::default();
                 let mut table = PartitionTable::new(config.partitions, config.max_state_age_ms);
@@ -269,6 +271,7 @@ pub fn emit<'scope>(
                     });
                     reports.for_each(|cap, data| {
                         if let Some(time) = cap.least() {
+                            last_reported = Some(last_reported.map_or(*time, |t| t.max(*time)));
                             progress_stash.push(*time, data.drain(..));
                         }
                     });
@@ -288,16 +291,12 @@ pub fn emit<'scope>(
                         progress_stash.apply_before(time.saturating_add(1), &mut table);
                         let watermark = table.pipeline_watermark();
                         shared.metrics.watermark_ms.store(watermark, Relaxed);
-                        // Once the sources have finished with `--until-end`, every window
-                        // is final, also those whose last change comes out of differential
-                        // only now.
-                        let ended = reports_upper.is_none() && finish.get();
                         let step = Step {
                             time,
                             // While a restart replays what was written before, windows are
                             // partial rebuilds: neither written nor evicted until it caught up.
-                            hold: !ended && table.replaying(),
-                            due: if ended { i64::MAX } else { watermark },
+                            hold: table.replaying(),
+                            due: watermark,
                             horizon: table.eviction_horizon(),
                         };
                         let changes = changes
@@ -313,29 +312,34 @@ pub fn emit<'scope>(
                     let decided = Antichain::from_elem(upper);
                     trace.set_logical_compaction(decided.borrow());
                     trace.set_physical_compaction(decided.borrow());
-                    match reports_upper {
-                        Some(time) => {
-                            if let Some(h) = held.as_mut() {
-                                h.downgrade(&time);
-                            }
-                        }
-                        // The sources are done. What is still stashed can only be the echo of
-                        // evictions (held back by `held` itself, through the loop): no new data.
-                        None => {
-                            if let Some(h) = held.take() {
-                                if finish.get() {
-                                    let step = Step {
-                                        time: u64::MAX - 1,
-                                        hold: false,
-                                        due: i64::MAX,
-                                        horizon: i64::MIN,
-                                    };
-                                    windowing.decide(&mut trace, [], step, &mut decisions, &shared);
-                                    output.session(&h).give_iterator(decisions.drain(..));
-                                }
-                            }
-                        }
+                    let Some(h) = held.as_mut() else {
+                        return;
+                    };
+                    if let Some(time) = reports_upper {
+                        h.downgrade(&time);
+                        return;
                     }
+                    // The sources are done. With `--until-end` every window is final: written
+                    // once every epoch with readings is decided (so none is written again),
+                    // while `held` keeps the loop open for these writes and their echoes.
+                    if finish.get() {
+                        if let Some(last) = last_reported {
+                            h.downgrade(&last.max(*h.time()));
+                            if changes_upper.is_some_and(|c| c <= last) {
+                                return;
+                            }
+                        }
+                        // Nothing is decided after this: the statistics are the whole trace's.
+                        let step = Step {
+                            time: u64::MAX,
+                            hold: false,
+                            due: i64::MAX,
+                            horizon: i64::MIN,
+                        };
+                        windowing.decide(&mut trace, [], step, &mut decisions, &shared);
+                        output.session(&*h).give_iterator(decisions.drain(..));
+                    }
+                    held = None;
                 }
             },
         );
