@@ -228,7 +228,9 @@ pub fn execute(
     let results = guards.join();
     reporter.finish();
     deadline.finish();
-    trimmer.finish();
+    if let Some(trimmer) = trimmer {
+        trimmer.finish();
+    }
     for result in results {
         result
             .map_err(|e| anyhow::anyhow!(e))?
@@ -262,24 +264,31 @@ impl Background {
 }
 
 /// How often freed heap memory is handed back to the system.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
 const TRIM_EVERY: Duration = Duration::from_secs(1);
 
 /// Hands glibc's free heap pages back to the system every [`TRIM_EVERY`]. Differential's
 /// merges free large batches among small allocations that stay live (the series strings),
 /// and glibc keeps such freed memory in its arenas: about 100 bytes per live key of RSS at
 /// 1 M keys were free memory (`maxq bench --sections memory`: 232 bytes per key without
-/// this, 147 with it). `malloc_trim` returns whole free pages anywhere in the heap.
-fn start_trimmer() -> Background {
-    let done = Arc::new(AtomicBool::new(false));
-    let stop = done.clone();
-    let thread = std::thread::spawn(move || {
-        while !stop.load(Relaxed) {
-            std::thread::park_timeout(TRIM_EVERY);
-            // SAFETY: malloc_trim only releases memory malloc holds free; it is thread-safe.
-            unsafe { libc::malloc_trim(0) };
-        }
-    });
-    Background { done, thread }
+/// this, 147 with it). `malloc_trim` returns whole free pages anywhere in the heap. Other
+/// allocators than glibc's have no such call, and need none.
+fn start_trimmer() -> Option<Background> {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        let done = Arc::new(AtomicBool::new(false));
+        let stop = done.clone();
+        let thread = std::thread::spawn(move || {
+            while !stop.load(Relaxed) {
+                std::thread::park_timeout(TRIM_EVERY);
+                // SAFETY: malloc_trim only releases memory malloc holds free; thread-safe.
+                unsafe { libc::malloc_trim(0) };
+            }
+        });
+        Some(Background { done, thread })
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    None
 }
 
 /// The per-process progress line.
