@@ -429,6 +429,36 @@ mod tests {
         }
     }
 
+    /// One worker's emit decisions over a model of its trace.
+    struct Run {
+        windowing: Windowing,
+        live: Model,
+        shared: Shared,
+        out: Vec<Decision>,
+    }
+
+    impl Run {
+        fn new(emit: Emit) -> Run {
+            Run {
+                windowing: Windowing::new(emit, MINUTE, None),
+                live: Model::default(),
+                shared: Shared::default(),
+                out: Vec::new(),
+            }
+        }
+
+        /// Reads one reading per `(window start, value)` in epoch `step.time`, decides
+        /// the epoch and feeds its evictions back; returns its decisions.
+        fn epoch(&mut self, step: Step, readings: &[(i64, f64)]) -> &[Decision] {
+            self.out.clear();
+            let changes = self.live.read(step.time, readings);
+            self.windowing
+                .decide(&mut self.live, changes, step, &mut self.out, &self.shared);
+            self.live.feed_back(&self.out);
+            &self.out
+        }
+    }
+
     fn written(out: &[Decision]) -> Vec<(i64, i64)> {
         out.iter()
             .filter_map(|d| match d {
@@ -440,76 +470,54 @@ mod tests {
 
     #[test]
     fn final_writes_each_window_once_when_the_watermark_passes_it() {
-        let mut w = Windowing::new(Emit::Final, MINUTE, None);
-        let (mut live, shared, mut out) = (Model::default(), Shared::default(), Vec::new());
-        let changes = live.read(0, &[(0, 1.0), (60_000, 2.0)]);
-        w.decide(
-            &mut live,
-            changes,
-            step(0, 59_999, i64::MIN),
-            &mut out,
-            &shared,
-        );
+        let mut run = Run::new(Emit::Final);
+        let out = run.epoch(step(0, 59_999, i64::MIN), &[(0, 1.0), (60_000, 2.0)]);
         assert!(out.is_empty(), "no window is final yet");
-        let changes = live.read(1, &[(0, 3.0)]);
-        w.decide(
-            &mut live,
-            changes,
-            step(1, 60_000, i64::MIN),
-            &mut out,
-            &shared,
-        );
-        assert_eq!(written(&out), [(0, 2)]);
-        out.clear();
-        w.decide(&mut live, [], step(2, 60_000, i64::MIN), &mut out, &shared);
+        let out = run.epoch(step(1, 60_000, i64::MIN), &[(0, 3.0)]);
+        assert_eq!(written(out), [(0, 2)]);
+        let out = run.epoch(step(2, 60_000, i64::MIN), &[]);
         assert!(out.is_empty(), "written once");
         // An idle partition woke and changed a final window: written again at once.
-        let changes = live.read(3, &[(0, 4.0)]);
-        w.decide(
-            &mut live,
-            changes,
-            step(3, 60_000, i64::MIN),
-            &mut out,
-            &shared,
-        );
-        assert_eq!(written(&out), [(0, 3)]);
+        let out = run.epoch(step(3, 60_000, i64::MIN), &[(0, 4.0)]);
+        assert_eq!(written(out), [(0, 3)]);
     }
 
     #[test]
     fn evicted_windows_are_never_rewritten() {
-        let mut w = Windowing::new(Emit::Updates, MINUTE, None);
-        let (mut live, shared, mut out) = (Model::default(), Shared::default(), Vec::new());
-        let changes = live.read(0, &[(0, 1.0), (60_000, 1.0)]);
-        w.decide(&mut live, changes, step(0, 0, 60_000), &mut out, &shared);
-        assert_eq!(written(&out), [(0, 1), (60_000, 1)]);
+        let mut run = Run::new(Emit::Updates);
+        let out = run.epoch(step(0, 0, 60_000), &[(0, 1.0), (60_000, 1.0)]);
+        assert_eq!(written(out), [(0, 1), (60_000, 1)]);
         assert!(
             matches!(&out[2..], [Decision::Evict((k, 1, s))] if k.start_ms == 0 && s.count == -1)
         );
-        live.feed_back(&out);
-        out.clear();
-        let changes = live.read(3, &[(0, 5.0)]);
-        w.decide(&mut live, changes, step(3, 0, 60_000), &mut out, &shared);
-        assert!(matches!(&out[..], [Decision::Evict((_, 4, s))] if s.count == -1));
-        assert_eq!(shared.metrics.late_expired.load(Relaxed), 1);
+        let out = run.epoch(step(3, 0, 60_000), &[(0, 5.0)]);
+        assert!(matches!(out, [Decision::Evict((_, 4, s))] if s.count == -1));
+        assert_eq!(run.shared.metrics.late_expired.load(Relaxed), 1);
     }
 
     #[test]
     fn updates_held_back_by_a_replay_are_all_written_once_after_it() {
-        let mut w = Windowing::new(Emit::Updates, MINUTE, None);
-        let (mut live, shared, mut out) = (Model::default(), Shared::default(), Vec::new());
-        let changes = live.read(0, &[(0, 1.0), (60_000, 2.0)]);
+        let mut run = Run::new(Emit::Updates);
         let held = Step {
             hold: true,
             ..step(0, 0, 0)
         };
-        w.decide(&mut live, changes, held, &mut out, &shared);
+        let out = run.epoch(held, &[(0, 1.0), (60_000, 2.0)]);
         assert!(out.is_empty(), "nothing written or evicted while replaying");
-        let changes = live.read(1, &[(0, 3.0)]);
-        w.decide(&mut live, changes, step(1, 0, i64::MIN), &mut out, &shared);
-        assert_eq!(written(&out), [(0, 2), (60_000, 1)]);
-        out.clear();
-        let changes = live.read(2, &[(60_000, 3.0)]);
-        w.decide(&mut live, changes, step(2, 0, i64::MIN), &mut out, &shared);
-        assert_eq!(written(&out), [(60_000, 2)]);
+        let out = run.epoch(step(1, 0, i64::MIN), &[(0, 3.0)]);
+        assert_eq!(written(out), [(0, 2), (60_000, 1)]);
+        let out = run.epoch(step(2, 0, i64::MIN), &[(60_000, 3.0)]);
+        assert_eq!(written(out), [(60_000, 2)]);
+    }
+
+    #[test]
+    fn the_final_flush_writes_every_window_not_yet_written_once() {
+        let mut run = Run::new(Emit::Final);
+        run.epoch(step(0, 59_999, i64::MIN), &[(0, 1.0), (60_000, 2.0)]);
+        let out = run.epoch(step(1, 60_000, i64::MIN), &[(60_000, 3.0)]);
+        assert_eq!(written(out), [(0, 1)]);
+        let flush = step(u64::MAX, i64::MAX, i64::MIN);
+        let out = run.epoch(flush, &[]);
+        assert_eq!(written(out), [(60_000, 2)]);
     }
 }
