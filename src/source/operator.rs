@@ -3,8 +3,9 @@
 //! It follows timely's custom-source pattern: the capability is kept in an `Option`,
 //! downgraded to the current epoch as wall-clock time passes, dropped when the source is
 //! finished (`--until-end`, or shutdown). It polls the consumer with a zero timeout and a
-//! per-activation budget, so the worker thread never blocks, and asks to be activated again
-//! soon when it found nothing.
+//! per-activation budget, so the worker thread never blocks. When it found nothing it is
+//! woken by the consumer (librdkafka calls back when its queue gets a message) or at the
+//! next epoch, not by polling: an idle worker sleeps.
 //!
 //! Two outputs: the window updates of accepted readings, as differential updates
 //! `(key, epoch, Stats)`, and one [`PartitionProgress`] per owned partition at the end of
@@ -17,12 +18,13 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::{Scope, StreamVec};
+use timely::scheduling::SyncActivator;
 
 use super::{DeadLetters, OwnedPartitions, PartitionState, ResumePoint};
 use crate::aggregate::{Stats, WindowKey};
@@ -37,8 +39,8 @@ use crate::watermark::PartitionProgress;
 /// Most messages handled in one activation, so other operators get their turn.
 const POLL_BUDGET: usize = 4096;
 
-/// How soon to look again after finding no message.
-const IDLE_POLL: Duration = Duration::from_millis(5);
+/// How soon to look again while the sinks' backlog pauses reading.
+const BACKLOG_POLL: Duration = Duration::from_millis(5);
 
 /// The update stream fed to differential.
 pub type Updates<'scope> = StreamVec<'scope, u64, (WindowKey, u64, Stats)>;
@@ -53,6 +55,8 @@ pub struct KafkaInput {
     pub dead_letters: Option<Rc<DeadLetters>>,
     /// Where the commit operator records resume points.
     pub resume_log: Rc<ResumeLog>,
+    /// Activated by librdkafka when the consumer's queue gets a message.
+    pub wake: Arc<Mutex<Option<SyncActivator>>>,
 }
 
 impl KafkaInput {
@@ -66,9 +70,16 @@ impl KafkaInput {
         resume: &BTreeMap<i32, ResumePoint>,
     ) -> Result<Self, KafkaError> {
         let kafka = &config.kafka;
-        let consumer: BaseConsumer<LogContext> = consumer_config(kafka)
+        let mut consumer: BaseConsumer<LogContext> = consumer_config(kafka)
             .create_with_context(LogContext)
             .map_err(client_error("creating the consumer"))?;
+        let wake: Arc<Mutex<Option<SyncActivator>>> = Arc::default();
+        let woken = wake.clone();
+        consumer.set_nonempty_callback(move || {
+            if let Some(source) = woken.lock().ok().as_deref().and_then(Option::as_ref) {
+                let _ = source.activate();
+            }
+        });
         let ids = OwnedPartitions::ids(index, peers, partitions);
         let mut wanted = TopicPartitionList::new();
         for p in &ids {
@@ -120,6 +131,7 @@ impl KafkaInput {
             partitions: Rc::new(RefCell::new(OwnedPartitions { states })),
             dead_letters: DeadLetters::connect(kafka)?.map(Rc::new),
             resume_log: Rc::new(ResumeLog::connect(kafka)?),
+            wake,
         })
     }
 }
@@ -132,6 +144,15 @@ pub fn current_epoch(epoch: Duration) -> u64 {
     (now.as_millis() / epoch.as_millis().max(1)) as u64
 }
 
+/// How long until wall-clock time enters the next epoch.
+fn until_next_epoch(epoch: Duration) -> Duration {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let length = epoch.as_millis().max(1);
+    Duration::from_millis((length - now.as_millis() % length) as u64)
+}
+
 /// Builds worker's source operator over `input`.
 pub fn kafka_source<'scope>(
     scope: Scope<'scope, u64>,
@@ -141,7 +162,10 @@ pub fn kafka_source<'scope>(
 ) -> (Updates<'scope>, StreamVec<'scope, u64, PartitionProgress>) {
     let mut builder = OperatorBuilder::new("KafkaSource".to_owned(), scope);
     let address = builder.operator_info().address;
-    let activator = scope.activator_for(address);
+    let activator = scope.activator_for(address.clone());
+    if let Ok(mut wake) = input.wake.lock() {
+        *wake = Some(scope.worker().sync_activator_for(address.to_vec()));
+    }
     let (updates_out, updates) = builder.new_output();
     let (progress_out, progress) = builder.new_output();
     let mut updates_out = OutputBuilder::<
@@ -193,7 +217,7 @@ pub fn kafka_source<'scope>(
                 u_cap.downgrade(&epoch);
             }
             if shared.backlogged() {
-                activator.activate_after(IDLE_POLL);
+                activator.activate_after(BACKLOG_POLL);
                 return;
             }
             let mut out = updates_out.activate();
@@ -257,7 +281,7 @@ pub fn kafka_source<'scope>(
             if handled == POLL_BUDGET {
                 activator.activate();
             } else {
-                activator.activate_after(IDLE_POLL);
+                activator.activate_after(until_next_epoch(config.epoch));
             }
         }
     });
