@@ -256,6 +256,19 @@ struct Background {
 }
 
 impl Background {
+    /// Runs `tick` every `interval` (and once more when finished).
+    fn every(interval: Duration, mut tick: impl FnMut() + Send + 'static) -> Background {
+        let done = Arc::new(AtomicBool::new(false));
+        let stop = done.clone();
+        let thread = std::thread::spawn(move || {
+            while !stop.load(Relaxed) {
+                std::thread::park_timeout(interval);
+                tick();
+            }
+        });
+        Background { done, thread }
+    }
+
     fn finish(self) {
         self.done.store(true, Relaxed);
         self.thread.thread().unpark();
@@ -276,16 +289,10 @@ const TRIM_EVERY: Duration = Duration::from_secs(1);
 fn start_trimmer() -> Option<Background> {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
-        let done = Arc::new(AtomicBool::new(false));
-        let stop = done.clone();
-        let thread = std::thread::spawn(move || {
-            while !stop.load(Relaxed) {
-                std::thread::park_timeout(TRIM_EVERY);
-                // SAFETY: malloc_trim only releases memory malloc holds free; thread-safe.
-                unsafe { libc::malloc_trim(0) };
-            }
-        });
-        Some(Background { done, thread })
+        Some(Background::every(TRIM_EVERY, || {
+            // SAFETY: malloc_trim only releases memory malloc holds free; thread-safe.
+            unsafe { libc::malloc_trim(0) };
+        }))
     }
     #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
     None
@@ -293,36 +300,30 @@ fn start_trimmer() -> Option<Background> {
 
 /// The per-process progress line.
 fn start_reporter(shared: Shared, interval: Duration) -> Background {
-    let done = Arc::new(AtomicBool::new(false));
-    let stop = done.clone();
-    let thread = std::thread::spawn(move || {
+    let mut last = (Instant::now(), 0u64);
+    Background::every(interval, move || {
         let m = &shared.metrics;
-        let mut last = (Instant::now(), 0u64);
-        while !stop.load(Relaxed) {
-            std::thread::park_timeout(interval);
-            let readings = m.readings.load(Relaxed);
-            let rate = (readings - last.1) as f64 / last.0.elapsed().as_secs_f64().max(1e-9);
-            last = (Instant::now(), readings);
-            let watermark = m.watermark_ms.load(Relaxed);
-            let lag_s = if watermark == i64::MIN {
-                None
-            } else {
-                Some((chrono::Utc::now().timestamp_millis() - watermark) as f64 / 1000.0)
-            };
-            info!(
-                readings,
-                readings_per_s = rate.round() as u64,
-                late = m.late.load(Relaxed),
-                late_expired = m.late_expired.load(Relaxed),
-                malformed = m.malformed_total(),
-                watermark_lag_s = ?lag_s,
-                points_written = m.points_written.load(Relaxed),
-                write_retries = m.write_retries.load(Relaxed),
-                "progress"
-            );
-        }
-    });
-    Background { done, thread }
+        let readings = m.readings.load(Relaxed);
+        let rate = (readings - last.1) as f64 / last.0.elapsed().as_secs_f64().max(1e-9);
+        last = (Instant::now(), readings);
+        let watermark = m.watermark_ms.load(Relaxed);
+        let lag_s = if watermark == i64::MIN {
+            None
+        } else {
+            Some((chrono::Utc::now().timestamp_millis() - watermark) as f64 / 1000.0)
+        };
+        info!(
+            readings,
+            readings_per_s = rate.round() as u64,
+            late = m.late.load(Relaxed),
+            late_expired = m.late_expired.load(Relaxed),
+            malformed = m.malformed_total(),
+            watermark_lag_s = ?lag_s,
+            points_written = m.points_written.load(Relaxed),
+            write_retries = m.write_retries.load(Relaxed),
+            "progress"
+        );
+    })
 }
 
 /// After a stop signal, exits non-zero once `timeout` has passed without the workers
