@@ -136,21 +136,23 @@ impl KafkaInput {
     }
 }
 
+/// Wall-clock time, Unix ms.
+fn unix_ms() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis()
+}
+
 /// The epoch that wall-clock time is in now.
 pub fn current_epoch(epoch: Duration) -> u64 {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    (now.as_millis() / epoch.as_millis().max(1)) as u64
+    (unix_ms() / epoch.as_millis().max(1)) as u64
 }
 
 /// How long until wall-clock time enters the next epoch.
 fn until_next_epoch(epoch: Duration) -> Duration {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
     let length = epoch.as_millis().max(1);
-    Duration::from_millis((length - now.as_millis() % length) as u64)
+    Duration::from_millis((length - unix_ms() % length) as u64)
 }
 
 /// Builds worker's source operator over `input`.
