@@ -1,7 +1,8 @@
 //! Which windows are written when, and when their state goes.
 //!
 //! The emit operator sees every change of the keys its worker owns (from differential) and
-//! every partition's progress (broadcast). Once both inputs have passed an epoch it:
+//! every partition's progress (broadcast). Once both inputs have passed an epoch, every
+//! epoch with progress whether or not the worker's own keys changed in it, it:
 //!
 //! 1. with `--emit updates` writes every key changed in the epoch; with `--emit final`
 //!    every key whose window the pipeline watermark has now passed;
@@ -269,11 +270,17 @@ pub fn emit<'scope>(
                             .1
                             .extend(data.drain(..).map(|(change, _, diff)| (change, diff)));
                     });
+                    // Every epoch with progress is decided, whether or not this worker's
+                    // keys changed in it: the watermark alone makes windows due, and the
+                    // commit follows the progress of every epoch.
                     reports.for_each(|cap, data| {
-                        if let Some(time) = cap.least() {
-                            last_reported = Some(last_reported.map_or(*time, |t| t.max(*time)));
-                            progress_stash.push(*time, data.drain(..));
-                        }
+                        let Some(retained) = cap.retain_least(output.output_index()) else {
+                            return;
+                        };
+                        let time = *retained.time();
+                        last_reported = Some(last_reported.map_or(time, |t| t.max(time)));
+                        progress_stash.push(time, data.drain(..));
+                        stash.entry(time).or_insert_with(|| (retained, Vec::new()));
                     });
 
                     let reports_upper = reports_frontier.frontier().first().copied();
@@ -466,6 +473,112 @@ mod tests {
                 Decision::Evict(_) => None,
             })
             .collect()
+    }
+
+    /// Runs two workers over one partition: epoch 0 reads one reading into window 0 for
+    /// each of 8 series, epoch 1 one more into window 1 of one series and moves the
+    /// watermark (and the eviction horizon) past window 0, epochs 2 and 3 only report
+    /// progress. Returns what was written: `(epoch, window start, series)`.
+    fn two_workers_write(emit_mode: Emit) -> Vec<(u64, i64, String)> {
+        use std::sync::{Arc, Mutex};
+        use timely::dataflow::operators::vec::{Broadcast, Input};
+        use timely::dataflow::operators::{ConnectLoop, Feedback, Inspect, Probe};
+
+        let written = Arc::new(Mutex::new(Vec::new()));
+        let seen = written.clone();
+        timely::execute(timely::Config::process(2), move |worker| {
+            let seen = seen.clone();
+            let (mut readings, mut reports, probe) = worker.dataflow::<u64, _, _>(|scope| {
+                let (readings, updates) = scope.new_input::<(WindowKey, u64, Stats)>();
+                let (reports, progress) = scope.new_input::<PartitionProgress>();
+                let (eviction_loop, evictions) = scope.feedback(1);
+                let (aggregates, trace) = crate::aggregate::aggregate(updates, evictions);
+                let config = EmitConfig {
+                    windows: MINUTE,
+                    emit: emit_mode,
+                    partitions: 1,
+                    max_state_age_ms: 3_600_000,
+                    evicted_below: None,
+                };
+                let finish = Rc::new(Cell::new(false));
+                let (writes, evictions) = emit(
+                    aggregates,
+                    trace,
+                    progress.broadcast(),
+                    config,
+                    finish,
+                    Shared::default(),
+                );
+                evictions.connect_loop(eviction_loop);
+                let (probe, _) = writes
+                    .inspect_core(move |event| {
+                        if let Ok((stamp, data)) = event {
+                            let time = *stamp.iter().min().expect("a stamp has a time");
+                            let mut seen = seen.lock().unwrap();
+                            for (key, _) in data {
+                                seen.push((time, key.start_ms, key.series.to_string()));
+                            }
+                        }
+                    })
+                    .probe();
+                (readings, reports, probe)
+            });
+            let report = |watermark_ms| PartitionProgress {
+                partition: 0,
+                watermark_ms: Some(watermark_ms),
+                idle: false,
+                next_offset: 0,
+                replaying: false,
+            };
+            for epoch in 0..4u64 {
+                if worker.index() == 0 {
+                    if epoch == 0 {
+                        for s in 0..8 {
+                            let series = format!("sensor={s}").into();
+                            let key = WindowKey {
+                                start_ms: 0,
+                                series,
+                            };
+                            readings.send((key, epoch, Stats::of(s as f64)));
+                        }
+                    }
+                    if epoch == 1 {
+                        let key = WindowKey {
+                            start_ms: 60_000,
+                            series: "sensor=0".into(),
+                        };
+                        readings.send((key, epoch, Stats::of(1.0)));
+                    }
+                    reports.send(report(if epoch == 0 { 50_000 } else { 70_000 }));
+                }
+                readings.advance_to(epoch + 1);
+                reports.advance_to(epoch + 1);
+                while probe.less_than(readings.time()) {
+                    worker.step();
+                }
+            }
+        })
+        .unwrap();
+        let mut written = written.lock().unwrap().clone();
+        written.sort();
+        written
+    }
+
+    #[test]
+    fn every_window_the_resume_point_passes_is_written_by_its_owner_by_then() {
+        // At epoch 1 the eviction horizon, from which the commit computes the resume point,
+        // passes window 0: each of its 8 keys must be written, on whichever worker owns it,
+        // in an epoch up to 1, although only one key changed in epoch 1.
+        for emit_mode in [Emit::Final, Emit::Updates] {
+            let written = two_workers_write(emit_mode);
+            let window_0: Vec<_> = written
+                .iter()
+                .filter(|(time, start, _)| *start == 0 && *time <= 1)
+                .map(|(_, _, series)| series.clone())
+                .collect();
+            let expected: Vec<String> = (0..8).map(|s| format!("sensor={s}")).collect();
+            assert_eq!(window_0, expected, "{emit_mode:?}: {written:?}");
+        }
     }
 
     #[test]
