@@ -58,8 +58,9 @@ fn escape_into(text: &str, special: &[char], out: &mut String) {
 
 /// Appends the line for one window: `measurement,series count=..i,max=..,mean=..,min=..,stddev=.. start_ms`.
 ///
-/// `measurement` is already escaped. Non-finite moments (only reachable when values near
-/// `f64::MAX` overflow the variance) are left out rather than written as invalid text.
+/// `measurement` is already escaped. Every field is written, always: an upsert that left
+/// one out would keep the previous value beside the new ones. [`Stats`] keeps every moment
+/// finite for finite readings.
 pub fn encode_point(
     measurement: &str,
     series: &str,
@@ -71,18 +72,15 @@ pub fn encode_point(
     out.push(',');
     out.push_str(series);
     // Writing to a String cannot fail.
-    let _ = write!(out, " count={}i", stats.count);
-    for (key, value) in [
-        ("max", stats.max),
-        ("mean", stats.mean),
-        ("min", stats.min),
-        ("stddev", stats.stddev()),
-    ] {
-        if value.is_finite() {
-            let _ = write!(out, ",{key}={value:?}");
-        }
-    }
-    let _ = writeln!(out, " {start_ms}");
+    let _ = writeln!(
+        out,
+        " count={}i,max={:?},mean={:?},min={:?},stddev={:?} {start_ms}",
+        stats.count,
+        stats.max,
+        stats.mean,
+        stats.min,
+        stats.stddev()
+    );
 }
 
 #[cfg(test)]
@@ -136,6 +134,18 @@ mod tests {
         assert_eq!(
             out,
             "telemetry_1m,sensor=a count=2i,max=3.0,mean=2.0,min=1.0,stddev=1.4142135623730951 60000\n"
+        );
+    }
+
+    #[test]
+    fn writes_all_five_fields_for_the_largest_readings() {
+        let mut stats = Stats::of(f64::MAX);
+        stats.merge(&Stats::of(-f64::MAX));
+        let mut out = String::new();
+        encode_point("m", "sensor=a", &stats, 0, &mut out);
+        assert_eq!(
+            out,
+            "m,sensor=a count=2i,max=1.7976931348623157e308,mean=0.0,min=-1.7976931348623157e308,stddev=1.7976931348623157e308 0\n"
         );
     }
 }
