@@ -61,7 +61,14 @@ pub fn build(
         );
         evictions.connect_loop(eviction_loop);
         let intents = intents(progress.clone(), input);
-        let acks = sink(writes, intents, config.sink.clone(), index, shared.clone());
+        let acks = sink(
+            writes,
+            intents,
+            config.sink.clone(),
+            index,
+            input.dead_letters.clone(),
+            shared.clone(),
+        );
         let commit_config = CommitConfig {
             topic: config.kafka.topic.clone(),
             partitions,

@@ -33,6 +33,12 @@ fn main() -> ExitCode {
                     .collect::<Vec<_>>()
                     .join(","),
                 points_written = summary.points_written,
+                points_refused = %summary
+                    .refused
+                    .iter()
+                    .map(|(reason, n)| format!("{reason}:{n}"))
+                    .collect::<Vec<_>>()
+                    .join(","),
                 seconds = summary.elapsed.as_secs_f64(),
                 "done"
             );

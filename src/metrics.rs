@@ -3,6 +3,7 @@
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 
 use crate::reading::Malformed;
+use crate::sink::Refusal;
 
 /// Counters of one process. Cheap to bump from any worker thread.
 #[derive(Debug)]
@@ -21,6 +22,8 @@ pub struct Metrics {
     pub points_written: AtomicU64,
     /// Failed write attempts that were retried.
     pub write_retries: AtomicU64,
+    /// Points InfluxDB refused, per reason (indexed like [`Refusal::ALL`]).
+    refused: [AtomicU64; Refusal::ALL.len()],
     /// Lowest pipeline watermark seen by this process's workers, Unix ms (`i64::MIN`: none).
     pub watermark_ms: AtomicI64,
 }
@@ -35,6 +38,7 @@ impl Default for Metrics {
             dead_lettered: AtomicU64::new(0),
             points_written: AtomicU64::new(0),
             write_retries: AtomicU64::new(0),
+            refused: Default::default(),
             watermark_ms: AtomicI64::new(i64::MIN),
         }
     }
@@ -51,6 +55,20 @@ impl Metrics {
         Malformed::ALL
             .iter()
             .map(|r| (*r, self.malformed[*r as usize].load(Relaxed)))
+            .filter(|(_, n)| *n > 0)
+            .collect()
+    }
+
+    /// Counts one point InfluxDB refused.
+    pub fn refused(&self, reason: Refusal) {
+        self.refused[reason as usize].fetch_add(1, Relaxed);
+    }
+
+    /// Refused points per reason, leaving out reasons never seen.
+    pub fn refused_counts(&self) -> Vec<(Refusal, u64)> {
+        Refusal::ALL
+            .iter()
+            .map(|r| (*r, self.refused[*r as usize].load(Relaxed)))
             .filter(|(_, n)| *n > 0)
             .collect()
     }

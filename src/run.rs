@@ -14,6 +14,7 @@ use crate::config::{timely_config, RunConfig};
 use crate::kafka::partition_count;
 use crate::metrics::Metrics;
 use crate::reading::Malformed;
+use crate::sink::Refusal;
 use crate::source::KafkaInput;
 
 /// State shared by all workers of a process.
@@ -106,6 +107,13 @@ impl Shared {
         }
     }
 
+    /// Logs a point InfluxDB refused, rate-limited.
+    pub fn log_refused(&self, worker: usize, reason: Refusal, answer: &str) {
+        if self.may_warn() {
+            warn!(worker, %reason, "InfluxDB refused a point (counted, and dead-lettered if configured; further ones this second not logged): {answer}");
+        }
+    }
+
     /// Logs a Kafka client error, rate-limited (librdkafka retries on its own).
     pub fn log_kafka_error(&self, error: &rdkafka::error::KafkaError) {
         if self.may_warn() {
@@ -125,6 +133,8 @@ pub struct RunSummary {
     pub malformed: Vec<(Malformed, u64)>,
     /// Points written.
     pub points_written: u64,
+    /// Points InfluxDB refused, per reason.
+    pub refused: Vec<(Refusal, u64)>,
     /// Wall time.
     pub elapsed: Duration,
 }
@@ -245,6 +255,7 @@ pub fn execute(
         late: m.late.load(Relaxed),
         malformed: m.malformed_counts(),
         points_written: m.points_written.load(Relaxed),
+        refused: m.refused_counts(),
         elapsed: started.elapsed(),
     })
 }
@@ -321,6 +332,7 @@ fn start_reporter(shared: Shared, interval: Duration) -> Background {
             watermark_lag_s = ?lag_s,
             points_written = m.points_written.load(Relaxed),
             write_retries = m.write_retries.load(Relaxed),
+            points_refused = m.refused_counts().iter().map(|(_, n)| n).sum::<u64>(),
             "progress"
         );
     })

@@ -6,10 +6,18 @@
 //! every epoch until its points are acknowledged: the frontier of the returned [`Acks`]
 //! stream is therefore "durably written up to", across all workers, and is what the commit
 //! operator waits for.
+//!
+//! A point InfluxDB refuses (beyond the retention policy, a field type conflict, a line it
+//! cannot parse) is a fact about that point: the request is halved until the refused point
+//! stands alone, and that point is counted per reason, logged at a bounded rate and
+//! forwarded to the dead-letter topic if one is set (delivered before the epoch counts as
+//! written). Only errors that no retry can fix (credentials, a missing database or bucket)
+//! stop the pipeline.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::mpsc;
+use std::sync::Arc;
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::Operator;
@@ -20,13 +28,14 @@ use tracing::{debug, warn};
 
 use super::line_protocol::encode_point;
 use super::retry::Backoff;
-use super::{WriteError, Writer};
+use super::{Refusal, WriteError, Writer};
 use crate::aggregate::{Stats, WindowKey};
 use crate::config::SinkConfig;
 use crate::dataflow::ByEpoch;
 use crate::emit::Writes;
 use crate::intent::Intents;
 use crate::run::{Shared, Watch};
+use crate::source::DeadLetters;
 
 /// Acknowledgements: an empty stream whose frontier is the durably written epoch.
 pub type Acks<'scope> = StreamVec<'scope, u64, ()>;
@@ -42,12 +51,13 @@ struct Job {
 }
 
 /// Builds worker `index`'s sink. It writes an epoch only once every worker has recorded
-/// its intent to ([`crate::intent`]).
+/// its intent to ([`crate::intent`]); refused points go to `dead_letters`.
 pub fn sink<'scope>(
     writes: Writes<'scope>,
     intents: Intents<'scope>,
     config: SinkConfig,
     index: usize,
+    dead_letters: Option<Arc<DeadLetters>>,
     shared: Shared,
 ) -> Acks<'scope> {
     let worker = writes.scope().worker();
@@ -58,7 +68,13 @@ pub fn sink<'scope>(
         "Sink",
         move |_cap, info| {
             let activator = worker.sync_activator_for(info.address.to_vec());
-            let (jobs, done) = spawn_writer(config.clone(), index, shared.clone(), activator);
+            let (jobs, done) = spawn_writer(
+                config.clone(),
+                index,
+                dead_letters.clone(),
+                shared.clone(),
+                activator,
+            );
             let mut pending: ByEpoch<(WindowKey, Stats)> = BTreeMap::new();
             let mut in_flight: VecDeque<(Vec<Capability<u64>>, u64)> = VecDeque::new();
             move |(input, frontier), (intents, intents_frontier), _output| {
@@ -154,6 +170,7 @@ fn encode(epochs: Vec<Vec<(WindowKey, Stats)>>, config: &SinkConfig, watch: Opti
 fn spawn_writer(
     config: SinkConfig,
     index: usize,
+    dead_letters: Option<Arc<DeadLetters>>,
     shared: Shared,
     activator: SyncActivator,
 ) -> (mpsc::Sender<Job>, mpsc::Receiver<Result<(), String>>) {
@@ -162,12 +179,27 @@ fn spawn_writer(
     std::thread::Builder::new()
         .name(format!("maxq-sink-{index}"))
         .spawn(move || {
-            let result = Writer::open(&config, index).and_then(|mut writer| {
+            let result = Writer::open(&config, index).and_then(|writer| {
+                let mut writing = Writing {
+                    writer,
+                    index,
+                    dead_letters,
+                    shared: &shared,
+                };
                 for job in jobs_rx {
+                    let mut refused = 0;
                     for body in &job.bodies {
-                        write_with_retries(&mut writer, body, index, &shared)?;
+                        refused += writing.write(body)?;
                     }
-                    shared.metrics.points_written.fetch_add(job.points, Relaxed);
+                    if refused > 0 {
+                        if let Some(dl) = &writing.dead_letters {
+                            dl.flush().map_err(WriteError::Final)?;
+                        }
+                    }
+                    shared
+                        .metrics
+                        .points_written
+                        .fetch_add(job.points - refused, Relaxed);
                     if done_tx.send(Ok(())).is_err() {
                         break;
                     }
@@ -184,27 +216,76 @@ fn spawn_writer(
     (jobs_tx, done_rx)
 }
 
-fn write_with_retries(
-    writer: &mut Writer,
-    body: &str,
+/// The writer thread's connection and where refused points go.
+struct Writing<'a> {
+    writer: Writer,
     index: usize,
-    shared: &Shared,
-) -> Result<(), WriteError> {
-    let mut backoff = Backoff::new(index as u64 + 1);
-    loop {
-        match writer.write(body) {
-            Ok(()) => return Ok(()),
-            Err(WriteError::Retriable(message)) => {
-                shared.metrics.write_retries.fetch_add(1, Relaxed);
-                let delay = backoff.next_delay();
-                warn!(
-                    worker = index,
-                    retry_in_ms = delay.as_millis() as u64,
-                    "write failed, retrying: {message}"
-                );
-                std::thread::sleep(delay);
+    dead_letters: Option<Arc<DeadLetters>>,
+    shared: &'a Shared,
+}
+
+impl Writing<'_> {
+    /// Writes one body of line protocol, retrying what is worth retrying; returns how many
+    /// of its points InfluxDB refused.
+    fn write(&mut self, body: &str) -> Result<u64, WriteError> {
+        match self.write_with_retries(body) {
+            Ok(()) => Ok(0),
+            Err(WriteError::Refused { .. }) if body.trim_end().contains('\n') => {
+                let lines: Vec<&str> = body.split_inclusive('\n').collect();
+                self.write_lines(&lines)
             }
-            Err(fatal) => return Err(fatal),
+            Err(WriteError::Refused { reason, message }) => {
+                self.refuse(body, reason, &message);
+                Ok(1)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Writes `lines` in two halves, each refused one alone (rewriting a point is an upsert,
+    /// so writing again what a partial write kept is harmless).
+    fn write_lines(&mut self, lines: &[&str]) -> Result<u64, WriteError> {
+        let (first, second) = lines.split_at(lines.len() / 2);
+        let mut refused = 0;
+        for half in [first, second] {
+            refused += match half {
+                [] => 0,
+                [line] => self.write(line)?,
+                _ => match self.write_with_retries(&half.concat()) {
+                    Ok(()) => 0,
+                    Err(WriteError::Refused { .. }) => self.write_lines(half)?,
+                    Err(e) => return Err(e),
+                },
+            };
+        }
+        Ok(refused)
+    }
+
+    fn refuse(&self, line: &str, reason: Refusal, message: &str) {
+        self.shared.metrics.refused(reason);
+        self.shared.log_refused(self.index, reason, message);
+        if let Some(dl) = &self.dead_letters {
+            dl.send_refused(line, reason, message);
+        }
+    }
+
+    fn write_with_retries(&mut self, body: &str) -> Result<(), WriteError> {
+        let mut backoff = Backoff::new(self.index as u64 + 1);
+        loop {
+            match self.writer.write(body) {
+                Ok(()) => return Ok(()),
+                Err(WriteError::Retriable(message)) => {
+                    self.shared.metrics.write_retries.fetch_add(1, Relaxed);
+                    let delay = backoff.next_delay();
+                    warn!(
+                        worker = self.index,
+                        retry_in_ms = delay.as_millis() as u64,
+                        "write failed, retrying: {message}"
+                    );
+                    std::thread::sleep(delay);
+                }
+                Err(other) => return Err(other),
+            }
         }
     }
 }

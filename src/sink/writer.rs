@@ -15,9 +15,83 @@ pub enum WriteError {
     /// Timeouts, connection failures, 5xx, 429: try again.
     #[error("{0}")]
     Retriable(String),
-    /// Bad credentials, missing database or bucket, rejected points: stop and say what to fix.
+    /// InfluxDB refused points of the request (a fact about those points, not about the
+    /// configuration): the others may have been written.
+    #[error("{message}")]
+    Refused {
+        /// Why, as far as InfluxDB's answer tells.
+        reason: Refusal,
+        /// InfluxDB's answer.
+        message: String,
+    },
+    /// Bad credentials, missing database or bucket: stop and say what to fix.
     #[error("{0}")]
     Final(String),
+}
+
+/// Why InfluxDB refused a point. The names are the per-reason counter labels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// Older than the retention policy keeps.
+    BeyondRetention,
+    /// A field of the measurement already has another type.
+    FieldTypeConflict,
+    /// The line could not be parsed.
+    Unparsable,
+    /// The request was too large (HTTP 413).
+    TooLarge,
+    /// Anything else InfluxDB said about the points (v2's 422).
+    Other,
+}
+
+impl Refusal {
+    /// Every reason, in counter order.
+    pub const ALL: [Refusal; 5] = [
+        Refusal::BeyondRetention,
+        Refusal::FieldTypeConflict,
+        Refusal::Unparsable,
+        Refusal::TooLarge,
+        Refusal::Other,
+    ];
+
+    /// The reason's label, as used in logs, counters and the dead-letter header.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Refusal::BeyondRetention => "beyond_retention",
+            Refusal::FieldTypeConflict => "field_type_conflict",
+            Refusal::Unparsable => "unparsable",
+            Refusal::TooLarge => "too_large",
+            Refusal::Other => "refused",
+        }
+    }
+
+    /// The reason an answer gives, if it refuses points rather than the request: 1.x
+    /// answers 400 `partial write: …` (the other points were written) or `unable to
+    /// parse`, 2.x 422, or 400 for lines it cannot parse.
+    fn of(status: u16, text: &str) -> Option<Refusal> {
+        let text = text.to_ascii_lowercase();
+        let reason = if text.contains("beyond retention") {
+            Refusal::BeyondRetention
+        } else if text.contains("type conflict") {
+            Refusal::FieldTypeConflict
+        } else if text.contains("unable to parse") || text.contains("failed to parse") {
+            Refusal::Unparsable
+        } else {
+            Refusal::Other
+        };
+        match status {
+            413 => Some(Refusal::TooLarge),
+            422 => Some(reason),
+            400 if reason != Refusal::Other || text.contains("partial write") => Some(reason),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// One worker's connection to its destination.
@@ -236,6 +310,12 @@ fn without_url(e: &reqwest::Error) -> String {
 
 fn classify(status: u16, text: &str, url: &str, fix: impl FnOnce() -> String) -> WriteError {
     let text: String = text.trim().chars().take(300).collect();
+    if let Some(reason) = Refusal::of(status, &text) {
+        return WriteError::Refused {
+            reason,
+            message: format!("InfluxDB at --influx-url {url} answered HTTP {status} ({text})"),
+        };
+    }
     let message = format!(
         "InfluxDB at --influx-url {url} answered HTTP {status} ({text}): {}",
         fix()
@@ -244,5 +324,53 @@ fn classify(status: u16, text: &str, url: &str, fix: impl FnOnce() -> String) ->
         WriteError::Retriable(message)
     } else {
         WriteError::Final(message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_about_points_are_refusals_and_the_rest_stay_fatal() {
+        let cases = [
+            (
+                400,
+                r#"{"error":"partial write: points beyond retention policy dropped=1"}"#,
+                Some(Refusal::BeyondRetention),
+            ),
+            (
+                400,
+                r#"{"error":"partial write: field type conflict: input field \"count\" on measurement \"m\" is type integer, already exists as type float dropped=1"}"#,
+                Some(Refusal::FieldTypeConflict),
+            ),
+            (
+                400,
+                r#"{"error":"unable to parse 'm x=inf 1': invalid number"}"#,
+                Some(Refusal::Unparsable),
+            ),
+            (
+                400,
+                r#"{"error":"partial write: max-values-per-tag limit exceeded"}"#,
+                Some(Refusal::Other),
+            ),
+            (
+                422,
+                r#"{"code":"unprocessable entity","message":"failure writing points to database: partial write: points beyond retention policy dropped=1"}"#,
+                Some(Refusal::BeyondRetention),
+            ),
+            (
+                422,
+                r#"{"code":"unprocessable entity"}"#,
+                Some(Refusal::Other),
+            ),
+            (413, "", Some(Refusal::TooLarge)),
+            (400, r#"{"error":"database name required"}"#, None),
+            (401, r#"{"error":"authorization failed"}"#, None),
+            (404, r#"{"error":"database not found: \"x\""}"#, None),
+        ];
+        for (status, text, expected) in cases {
+            assert_eq!(Refusal::of(status, text), expected, "{status} {text}");
+        }
     }
 }

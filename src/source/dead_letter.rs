@@ -1,4 +1,5 @@
-//! The dead-letter topic: malformed messages forwarded with their origin and reason.
+//! The dead-letter topic: malformed messages forwarded with their origin and reason, and
+//! points InfluxDB refused, with its answer.
 
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
@@ -8,8 +9,9 @@ use std::time::Duration;
 use crate::config::KafkaConfig;
 use crate::kafka::{client_config, client_error, DeliveryTracker, KafkaError};
 use crate::reading::Malformed;
+use crate::sink::Refusal;
 
-/// A worker's dead-letter producer.
+/// A worker's dead-letter producer, shared by its source and its sink's writer thread.
 pub struct DeadLetters {
     topic: String,
     source_topic: String,
@@ -41,7 +43,7 @@ impl DeadLetters {
         }))
     }
 
-    /// Forwards one malformed message; waits for queue space rather than drop it.
+    /// Forwards one malformed message.
     pub fn send(&self, message: &impl Message, reason: Malformed) {
         let partition = message.partition().to_string();
         let offset = message.offset().to_string();
@@ -68,6 +70,30 @@ impl DeadLetters {
         if let Some(key) = message.key() {
             record = record.key(key);
         }
+        self.enqueue(record);
+    }
+
+    /// Forwards one point InfluxDB refused: its line of line protocol, with the reason
+    /// (`refused:<reason>`) and InfluxDB's answer as headers.
+    pub fn send_refused(&self, line: &str, reason: Refusal, answer: &str) {
+        let reason = format!("refused:{reason}");
+        let headers = OwnedHeaders::new()
+            .insert(Header {
+                key: "maxq.reason",
+                value: Some(&reason),
+            })
+            .insert(Header {
+                key: "maxq.influx_error",
+                value: Some(answer),
+            });
+        let record = BaseRecord::<[u8], [u8]>::to(&self.topic)
+            .payload(line.trim_end().as_bytes())
+            .headers(headers);
+        self.enqueue(record);
+    }
+
+    /// Queues a record; waits for queue space rather than drop it.
+    fn enqueue(&self, mut record: BaseRecord<'_, [u8], [u8]>) {
         loop {
             match self.producer.send(record) {
                 Ok(()) => return,

@@ -51,8 +51,8 @@ pub struct KafkaInput {
     pub consumer: Rc<BaseConsumer<LogContext>>,
     /// The partitions this worker owns.
     pub partitions: Rc<RefCell<OwnedPartitions>>,
-    /// The dead-letter producer, shared with the commit operator.
-    pub dead_letters: Option<Rc<DeadLetters>>,
+    /// The dead-letter producer, shared with the commit operator and the sink.
+    pub dead_letters: Option<Arc<DeadLetters>>,
     /// Where the commit operator records resume points.
     pub resume_log: Rc<ResumeLog>,
     /// Activated by librdkafka when the consumer's queue gets a message.
@@ -129,7 +129,7 @@ impl KafkaInput {
         Ok(KafkaInput {
             consumer: Rc::new(consumer),
             partitions: Rc::new(RefCell::new(OwnedPartitions { states })),
-            dead_letters: DeadLetters::connect(kafka)?.map(Rc::new),
+            dead_letters: DeadLetters::connect(kafka)?.map(Arc::new),
             resume_log: Rc::new(ResumeLog::connect(kafka)?),
             wake,
         })
