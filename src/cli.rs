@@ -329,16 +329,16 @@ pub enum Emit {
 #[command(next_help_heading = "Windows")]
 pub struct WindowArgs {
     /// Window length; windows are aligned to the Unix epoch.
-    #[arg(long, value_name = "DURATION", default_value = "1m", value_parser = duration)]
+    #[arg(long, value_name = "DURATION", default_value = "1m", value_parser = event_duration)]
     pub window: Duration,
 
     /// Distance between window starts (default: the window, i.e. tumbling windows).
-    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    #[arg(long, value_name = "DURATION", value_parser = event_duration)]
     pub slide: Option<Duration>,
 
     /// A reading more than this older than the newest before it in its partition is late
     /// and dropped.
-    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = duration)]
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = event_duration)]
     pub lateness: Duration,
 
     /// A partition caught up to its end with no data for this long stops holding the
@@ -348,8 +348,14 @@ pub struct WindowArgs {
 
     /// Event-time age after which a window's state is evicted even if an idle partition
     /// could still change it; such readings are then counted as late-expired.
-    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = duration)]
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = event_duration)]
     pub max_state_age: Duration,
+
+    /// A reading whose `ts` is more than this ahead of its Kafka record's timestamp is
+    /// malformed (`future_ts`), so one bad clock cannot move event time for everyone; must
+    /// be shorter than `--max-state-age`.
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = event_duration)]
+    pub max_future: Duration,
 
     /// Which windows are written when.
     #[arg(long, value_name = "WHEN", value_enum, default_value = "updates")]
@@ -539,11 +545,55 @@ pub fn duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text).map_err(|e| format!("{e} (write e.g. 500ms, 5s, 1m)"))
 }
 
+/// Parses a duration of event time: whole milliseconds (the unit of `ts`, so `1500us` is
+/// refused rather than truncated), and no months or years, whose `M` is too easily meant
+/// as minutes and whose length varies.
+pub fn event_duration(text: &str) -> Result<Duration, String> {
+    let parsed = duration(text)?;
+    let units = text
+        .split(|c: char| !c.is_ascii_alphabetic())
+        .filter(|unit| !unit.is_empty());
+    if let Some(unit) = units
+        .into_iter()
+        .find(|u| matches!(*u, "M" | "month" | "months" | "y" | "year" | "years"))
+    {
+        return Err(format!(
+            "`{unit}` means months or years; write minutes as `m` and long spans in days (e.g. 1m, 30d)"
+        ));
+    }
+    if parsed.subsec_nanos() % 1_000_000 != 0 {
+        return Err("not a whole number of milliseconds (the unit of reading times)".into());
+    }
+    Ok(parsed)
+}
+
 fn key_value(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {
         Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
         _ => Err(format!(
             "`{text}` is not KEY=VALUE (e.g. -X fetch.max.bytes=1048576)"
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_durations_are_whole_milliseconds_without_months() {
+        assert_eq!(event_duration("1m"), Ok(Duration::from_secs(60)));
+        assert_eq!(event_duration("1500ms"), Ok(Duration::from_millis(1500)));
+        assert_eq!(event_duration("2000us"), Ok(Duration::from_millis(2)));
+        for (text, says) in [
+            ("1500us", "whole number of milliseconds"),
+            ("1M", "`M` means months"),
+            ("1month", "`month` means months"),
+            ("1y", "`y` means months or years"),
+            ("soon", "write e.g."),
+        ] {
+            let error = event_duration(text).unwrap_err();
+            assert!(error.contains(says), "{text}: {error}");
+        }
     }
 }

@@ -122,6 +122,8 @@ pub struct RunConfig {
     pub idle_timeout: Duration,
     /// State age bound, ms of event time.
     pub max_state_age_ms: i64,
+    /// How far a reading's `ts` may be ahead of its record's timestamp, ms.
+    pub max_future_ms: i64,
     /// Emission mode.
     pub emit: Emit,
     /// Epoch length.
@@ -168,6 +170,24 @@ impl RunConfig {
         if k.dead_letter_topic.as_deref() == Some(k.topic.as_str()) {
             return invalid("--dead-letter-topic must differ from --topic");
         }
+        if k.resume_topic == k.topic {
+            return invalid(format!(
+                "--resume-topic must differ from --topic: resume records in {:?} would come back as malformed readings; keep the default (maxq.resume) or name a topic of maxq's own",
+                k.topic
+            ));
+        }
+        if k.dead_letter_topic.as_deref() == Some(k.resume_topic.as_str()) {
+            return invalid("--dead-letter-topic must differ from --resume-topic");
+        }
+        let max_state_age_ms = millis("--max-state-age", w.max_state_age)?;
+        let max_future_ms = millis("--max-future", w.max_future)?;
+        if max_future_ms >= max_state_age_ms {
+            return invalid(format!(
+                "--max-future ({}) must be shorter than --max-state-age ({}): a reading that far ahead could evict the open windows of every quiet partition",
+                humantime::format_duration(w.max_future),
+                humantime::format_duration(w.max_state_age)
+            ));
+        }
         Ok(RunConfig {
             kafka: KafkaConfig {
                 brokers: k.brokers.clone(),
@@ -186,7 +206,8 @@ impl RunConfig {
             },
             lateness_ms: millis("--lateness", w.lateness)?,
             idle_timeout: w.idle_timeout,
-            max_state_age_ms: millis("--max-state-age", w.max_state_age)?,
+            max_state_age_ms,
+            max_future_ms,
             emit: w.emit,
             epoch: w.epoch,
             sink: SinkConfig::from_args(&args.sink)?,
@@ -213,10 +234,22 @@ impl SinkConfig {
         let target = match (&s.influx_url, s.influx_api) {
             (None, _) => SinkTarget::Files(s.output_dir.clone()),
             (Some(url), api) => {
-                if let Err(e) = reqwest::Url::parse(url) {
-                    return invalid(format!(
-                        "--influx-url {url:?} is not a URL ({e}); write e.g. http://localhost:8086"
-                    ));
+                match reqwest::Url::parse(url) {
+                    Err(e) => {
+                        return invalid(format!(
+                            "--influx-url {url:?} is not a URL ({e}); write e.g. http://localhost:8086"
+                        ))
+                    }
+                    Ok(parsed)
+                        if !matches!(parsed.scheme(), "http" | "https")
+                            || parsed.host_str().is_none() =>
+                    {
+                        return invalid(format!(
+                            "--influx-url {url:?} does not start with http:// or https://; write e.g. http://{}",
+                            url.trim_start_matches('/')
+                        ))
+                    }
+                    Ok(_) => {}
                 }
                 let url = url.trim_end_matches('/').to_owned();
                 match api {

@@ -62,11 +62,13 @@ pub enum Malformed {
     BadUnit,
     /// `tags` is not an object of strings that can be stored as InfluxDB tags.
     BadTags,
+    /// `ts` is more than `--max-future` ahead of the Kafka record's own timestamp.
+    FutureTs,
 }
 
 impl Malformed {
     /// Every reason, in counter order.
-    pub const ALL: [Malformed; 11] = [
+    pub const ALL: [Malformed; 12] = [
         Malformed::Empty,
         Malformed::InvalidJson,
         Malformed::NotAnObject,
@@ -78,6 +80,7 @@ impl Malformed {
         Malformed::BadValue,
         Malformed::BadUnit,
         Malformed::BadTags,
+        Malformed::FutureTs,
     ];
 
     /// The reason's label, as used in logs, counters and the dead-letter header.
@@ -94,6 +97,7 @@ impl Malformed {
             Malformed::BadValue => "bad_value",
             Malformed::BadUnit => "bad_unit",
             Malformed::BadTags => "bad_tags",
+            Malformed::FutureTs => "future_ts",
         }
     }
 }
@@ -229,6 +233,20 @@ impl Reading {
         }
     }
 
+    /// The reading, unless its `ts` is more than `max_future_ms` ahead of `record_ms`, its
+    /// Kafka record's timestamp (when the record has one). The record's timestamp is part
+    /// of the topic's contents, so the rule keeps the results a function of them, and one
+    /// reading with a wild clock cannot move its partition's event time far past what the
+    /// producer saw.
+    pub fn within(self, record_ms: Option<i64>, max_future_ms: i64) -> Result<Reading, Malformed> {
+        match record_ms {
+            Some(record) if self.ts_ms > record.saturating_add(max_future_ms) => {
+                Err(Malformed::FutureTs)
+            }
+            _ => Ok(self),
+        }
+    }
+
     /// Parses an object field by field, each with its own reason.
     fn parse_fields(text: &str) -> Result<Reading, Malformed> {
         let raw: RawReading = serde_json::from_str(text).map_err(|e| match e.classify() {
@@ -293,7 +311,14 @@ fn parse_value(raw: &RawValue) -> Result<f64, Malformed> {
 fn parse_tags(raw: &RawValue) -> Result<BTreeMap<String, String>, Malformed> {
     let tags: BTreeMap<String, String> =
         serde_json::from_str(raw.get()).map_err(|_| Malformed::BadTags)?;
-    let reserved = |k: &str| matches!(k, "sensor" | "unit" | "time" | "");
+    // A tag named like a field would be stored beside it, and queries could not tell them
+    // apart.
+    let reserved = |k: &str| {
+        matches!(
+            k,
+            "sensor" | "unit" | "time" | "" | "count" | "mean" | "min" | "max" | "stddev"
+        )
+    };
     let too_long = |s: &str| s.len() > MAX_TAG_BYTES;
     if tags.len() > MAX_TAGS
         || tags
@@ -423,10 +448,58 @@ mod tests {
                 r#"{"sensor":"a","ts":0,"value":1,"tags":{"sensor":"x"}}"#,
                 Malformed::BadTags,
             ),
+            (
+                r#"{"sensor":"a","ts":0,"value":1,"tags":{"mean":"x"}}"#,
+                Malformed::BadTags,
+            ),
+            (
+                r#"{"sensor":"a","ts":0,"value":1,"tags":{"count":"x"}}"#,
+                Malformed::BadTags,
+            ),
         ];
         for (input, reason) in cases {
             assert_eq!(parse(input), Err(reason), "{input}");
         }
+    }
+
+    #[test]
+    fn a_ts_too_far_ahead_of_its_record_is_malformed() {
+        let reading = parse(r#"{"sensor":"a","ts":70000,"value":1}"#).unwrap();
+        assert_eq!(
+            reading.clone().within(Some(10_000), 60_000),
+            Ok(reading.clone())
+        );
+        assert_eq!(
+            reading.clone().within(Some(9_999), 60_000),
+            Err(Malformed::FutureTs)
+        );
+        assert_eq!(reading.clone().within(None, 0), Ok(reading));
+    }
+
+    #[test]
+    fn documented_timestamp_forms() {
+        let ms = |ts: &str| {
+            parse(&format!(r#"{{"sensor":"a","ts":"{ts}","value":1}}"#)).map(|r| r.ts_ms)
+        };
+        let t = ms("2026-11-23T14:02:03.250Z").unwrap();
+        assert_eq!(
+            ms("2026-11-23 14:02:03.250Z"),
+            Ok(t),
+            "a space instead of T"
+        );
+        assert_eq!(ms("2026-11-23t14:02:03.250z"), Ok(t), "lower case");
+        assert_eq!(
+            ms("2016-12-31T23:59:60.500Z"),
+            ms("2017-01-01T00:00:00.500Z"),
+            "a leap second counts as the first second of the next minute"
+        );
+        assert!(
+            ms("1684-10-19T08:00:00Z").is_ok(),
+            "the first accepted time"
+        );
+        assert_eq!(ms("1684-10-19T07:59:59.999Z"), Err(Malformed::BadTs));
+        assert!(ms("2255-03-14T16:00:00Z").is_ok(), "the last accepted time");
+        assert_eq!(ms("2255-03-14T16:00:00.001Z"), Err(Malformed::BadTs));
     }
 
     #[test]

@@ -238,10 +238,10 @@ pub fn kafka_source<'scope>(
                             continue;
                         }
                         state.read(message.offset(), now);
-                        let parsed = match message.payload() {
-                            Some(payload) => Reading::parse(payload),
-                            None => Reading::parse(b""),
-                        };
+                        let parsed = Reading::parse(message.payload().unwrap_or_default())
+                            .and_then(|r| {
+                                r.within(message.timestamp().to_millis(), config.max_future_ms)
+                            });
                         match parsed {
                             Ok(reading) => {
                                 let newest_before = state.newest_ms;
