@@ -2,9 +2,10 @@
 //!
 //! The commit operator of a worker commits the offsets of the partitions that worker owns,
 //! and only for epochs every worker's sink has durably written: it waits for the frontier
-//! of the sinks' acknowledgements to pass the epoch. The offset committed per partition is
-//! the one a restart must replay from to rebuild every window that is still alive (not yet
-//! evicted), never past what was read when the epoch closed. Dead letters are flushed
+//! of the sinks' acknowledgements to pass the epoch. The resume point recorded per partition
+//! is the offset a restart must replay from to rebuild every window that is still alive
+//! (not yet evicted), never past what was read when the epoch closed; the group offset
+//! committed beside it is what was read by then, for lag tools. Dead letters are flushed
 //! first, so a malformed message's offset is never committed before it is delivered.
 //! Nothing is committed while a restart replays: what it rebuilds is not written yet.
 //! Records are sent without waiting (the worker reads on); the last one, when the dataflow
@@ -135,10 +136,13 @@ pub fn commit<'scope>(
                     let point = state.resume_point(horizon, report, config.lateness_ms);
                     if committed.get(&state.partition) != Some(&point) {
                         points.insert(state.partition, point);
+                        // The group offset says how far the run has read and durably
+                        // accounted for, so lag tools see a caught-up pipeline near 0;
+                        // where a restart replays from is the resume point's business.
                         let _ = offsets.add_partition_offset(
                             &config.topic,
                             state.partition,
-                            Offset::Offset(point.offset),
+                            Offset::Offset(report.next_offset),
                         );
                     }
                 }

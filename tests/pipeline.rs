@@ -173,10 +173,39 @@ fn missing_topic_and_missing_database_fail_naming_the_flag() {
     assert!(stderr.contains("--influx-db"), "{stderr}");
 }
 
-#[test]
-fn until_end_commits_the_end_offsets_for_lag_tooling() {
+/// The group's committed offsets of `topic`'s partitions (`None` before any commit), next
+/// to their end offsets.
+fn committed_and_end(topic: &str, group: &str, partitions: i32) -> Vec<(Option<i64>, i64)> {
     use rdkafka::consumer::{BaseConsumer, Consumer};
     use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("group.id", group)
+        .create()
+        .unwrap();
+    let mut wanted = TopicPartitionList::new();
+    for p in 0..partitions {
+        wanted.add_partition(topic, p);
+    }
+    let committed = consumer
+        .committed_offsets(wanted, std::time::Duration::from_secs(10))
+        .unwrap();
+    (0..partitions)
+        .map(|p| {
+            let (_, high) = consumer
+                .fetch_watermarks(topic, p, std::time::Duration::from_secs(10))
+                .unwrap();
+            let offset = match committed.find_partition(topic, p).unwrap().offset() {
+                Offset::Offset(o) => Some(o),
+                _ => None,
+            };
+            (offset, high)
+        })
+        .collect()
+}
+
+#[test]
+fn until_end_commits_the_end_offsets_for_lag_tooling() {
     let topic = unique("commit");
     create_topic(&topic, 3);
     let messages = stream(10, 3, 9, 700, 60, 0);
@@ -192,27 +221,47 @@ fn until_end_commits_the_end_offsets_for_lag_tooling() {
             tempfile::tempdir().unwrap().path().to_str().unwrap(),
         ],
     )));
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers())
-        .set("group.id", &group)
-        .create()
-        .unwrap();
-    let mut wanted = TopicPartitionList::new();
-    for p in 0..3 {
-        wanted.add_partition(&topic, p);
-    }
-    let committed = consumer
-        .committed_offsets(wanted, std::time::Duration::from_secs(10))
-        .unwrap();
-    for p in 0..3 {
-        let (_, high) = consumer
-            .fetch_watermarks(&topic, p, std::time::Duration::from_secs(10))
-            .unwrap();
-        let offset = committed.find_partition(&topic, p).unwrap().offset();
+    for (p, (offset, high)) in committed_and_end(&topic, &group, 3).into_iter().enumerate() {
         assert_eq!(
             offset,
-            Offset::Offset(high),
+            Some(high),
             "partition {p}: committed {offset:?}, end {high}"
+        );
+    }
+}
+
+#[test]
+fn a_caught_up_streaming_run_commits_a_lag_near_zero() {
+    // Streaming, the newest windows stay open, so a restart must replay from their first
+    // readings (the resume log has that); the group offset still says how far the run
+    // has read and durably accounted for.
+    let topic = unique("lag");
+    create_topic(&topic, 2);
+    produce(&topic, &stream(11, 2, 6, 500, 60, 0));
+    let group = unique("group");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_maxq"))
+        .args(common::run_args(&brokers(), &topic, &group))
+        .args(["--commit-interval", "200ms", "--epoch", "100ms"])
+        .args([
+            "--output-dir",
+            tempfile::tempdir().unwrap().path().to_str().unwrap(),
+        ])
+        .env("RUST_LOG", "warn")
+        .spawn()
+        .unwrap();
+    wait_until("the group's lag reaching 0", 30, || {
+        committed_and_end(&topic, &group, 2)
+            .iter()
+            .all(|(offset, high)| *offset == Some(*high))
+    });
+    let (status, _) = sigterm(&mut child);
+    assert!(status.success(), "{status}");
+    let resume = maxq::resume::load(&resume_config(&topic, &group)).unwrap();
+    for (p, (_, high)) in committed_and_end(&topic, &group, 2).into_iter().enumerate() {
+        let point = resume[&(p as i32)];
+        assert!(
+            point.offset < high,
+            "partition {p}: the resume point stays at the open windows' first readings: {point:?}"
         );
     }
 }
