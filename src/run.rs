@@ -146,8 +146,50 @@ pub fn run(args: &RunArgs) -> anyhow::Result<RunSummary> {
     let shared = Shared::default();
     if args.cluster.processes > 1 {
         connect_watchdog(&args.cluster, shared.clone());
+        exit_when_a_peer_is_lost();
     }
     execute(config, timely, shared)
+}
+
+/// Exit code of a process whose cluster lost another process (killed, or cut off).
+pub const EXIT_PEER_LOST: i32 = 4;
+
+/// timely cannot replace a lost process: its network threads panic ("timely communication
+/// error"), and then every worker ("MergeQueue poisoned"). Exiting is right, as the cluster
+/// is restarted whole and resumes from the resume log; the panics are not a message. The
+/// first such panic prints one line naming the peer and exits [`EXIT_PEER_LOST`]; any other
+/// panic is reported as usual.
+fn exit_when_a_peer_is_lost() {
+    static EXITING: Mutex<()> = Mutex::new(());
+    let usual = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        let thread = std::thread::current();
+        let peer = thread.name().and_then(|name| {
+            name.strip_prefix("timely:recv-")
+                .or_else(|| name.strip_prefix("timely:send-"))
+        });
+        let lost = peer.is_some()
+            || message.contains("timely communication error")
+            || message.contains("MergeQueue poisoned");
+        if !lost {
+            return usual(info);
+        }
+        // The first thread prints and exits; the others wait for the exit.
+        let _first = EXITING.lock();
+        let who = peer.map_or("another process of the cluster".to_owned(), |p| {
+            format!("cluster process {p}")
+        });
+        eprintln!(
+            "maxq: error: lost the connection to {who} ({message}); exiting with code {EXIT_PEER_LOST}: restart every process of the cluster, it resumes from the resume log and writes the points a fault-free run writes"
+        );
+        std::process::exit(EXIT_PEER_LOST);
+    }));
 }
 
 /// timely waits for every process of the cluster without a deadline: fail clearly instead
@@ -178,6 +220,7 @@ pub fn execute(
     mut shared: Shared,
 ) -> anyhow::Result<RunSummary> {
     shared.max_backlog = config.sink.buffer_points;
+    crate::sink::check_server(&config.sink)?;
     let partitions = partition_count(&config.kafka)?;
     let resume = Arc::new(crate::resume::load(&config.kafka)?);
     let evicted_below = resume.values().filter_map(|p| p.evicted_below).max();

@@ -7,4 +7,4 @@ mod retry;
 mod writer;
 
 pub use operator::{sink, Acks};
-pub use writer::{Refusal, WriteError, Writer};
+pub use writer::{check_server, Refusal, WriteError, Writer};
