@@ -5,10 +5,10 @@
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use std::hint::black_box;
 
-use maxq::aggregate::Stats;
-use maxq::generate::{write_json_line, GeneratedReading};
-use maxq::reading::Reading;
-use maxq::sink::line_protocol::encode_point;
+use maxq::commands::generate::{write_json_line, GeneratedReading};
+use maxq::line_protocol::encode_point;
+use maxq::pipeline::parse::Reading;
+use maxq::stats::Stats;
 
 /// A payload as `maxq generate` writes it.
 fn generated_payload() -> Vec<u8> {

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::cli::{ClusterArgs, Emit, InfluxApi, RunArgs, SinkArgs, StartFrom};
-use crate::sink::line_protocol::escape_measurement;
-use crate::window::Windows;
+use crate::line_protocol::escape_measurement;
+use crate::pipeline::window::Windows;
 
 /// A flag combination that cannot run; the message names the flag and the fix.
 #[derive(Debug, thiserror::Error)]

@@ -23,7 +23,7 @@ fn main() -> ExitCode {
         .init();
     let result = match cli.command {
         Some(Command::Run(args)) => maxq::run::run(&args).map(|summary| {
-            tracing::info!(
+            tracing::info!(target: maxq::targets::RUN,
                 readings = summary.readings,
                 late = summary.late,
                 malformed = %summary
@@ -44,22 +44,15 @@ fn main() -> ExitCode {
             );
         }),
         Some(Command::Produce(args)) => {
-            maxq::produce::produce(&args).map(|report| println!("{report}"))
+            maxq::commands::produce::produce(&args).map(|report| println!("{report}"))
         }
-        Some(Command::Generate(args)) => maxq::generate::generate(&args).map(|report| {
+        Some(Command::Generate(args)) => maxq::commands::generate::generate(&args).map(|report| {
             if !report.is_empty() {
                 eprintln!("{report}");
             }
         }),
-        Some(Command::Demo(args)) => maxq::demo::demo(&args),
-        Some(Command::Bench(args)) => maxq::bench::bench(&args).and_then(|report| {
-            print!("{}", report.markdown);
-            report.check()
-        }),
-        Some(Command::BenchConsume(args)) => {
-            maxq::bench::consume(&args).map(|count| println!("{count}"))
-        }
-        None => maxq::demo::demo(&cli.demo),
+        Some(Command::Demo(args)) => maxq::commands::demo::demo(&args),
+        None => maxq::commands::demo::demo(&cli.demo),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,4 +1,4 @@
-//! `maxq bench` at a reduced size against the real broker and InfluxDB: every section
+//! `maxq-bench` at a reduced size against the real broker and InfluxDB: every section
 //! produces its figures, and every run's results are right (the bench exits non-zero when a
 //! run's points do not account for every reading loaded).
 
@@ -27,35 +27,43 @@ fn rows<'a>(markdown: &'a str, heading: &str) -> Vec<Vec<&'a str>> {
 fn bench_produces_every_figure_with_correct_results() {
     let dir = tempfile::tempdir().unwrap();
     let report = dir.path().join("BENCHMARKS.md");
-    let out = maxq_ok(&[
-        "bench",
-        "--brokers",
-        &brokers(),
-        "--influx-url",
-        &service("MAXQ_TEST_INFLUX_V1"),
-        "--readings",
-        "20000",
-        "--partitions",
-        "4",
-        "--sensors",
-        "50",
-        "--workers",
-        "1,2",
-        "--latency-rate",
-        "2000",
-        "--latency-duration",
-        "3s",
-        "--keys",
-        "5000",
-        "--endless-duration",
-        "4s",
-        "--endless-rate",
-        "2000",
-        "--report",
-        report.to_str().unwrap(),
-        "--work-dir",
-        dir.path().to_str().unwrap(),
-    ]);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_maxq-bench"))
+        .args([
+            "--brokers",
+            &brokers(),
+            "--influx-url",
+            &service("MAXQ_TEST_INFLUX_V1"),
+            "--readings",
+            "20000",
+            "--partitions",
+            "4",
+            "--sensors",
+            "50",
+            "--workers",
+            "1,2",
+            "--latency-rate",
+            "2000",
+            "--latency-duration",
+            "3s",
+            "--keys",
+            "5000",
+            "--endless-duration",
+            "4s",
+            "--endless-rate",
+            "2000",
+            "--report",
+            report.to_str().unwrap(),
+            "--work-dir",
+            dir.path().to_str().unwrap(),
+        ])
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "maxq-bench failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let markdown = String::from_utf8(out.stdout).unwrap();
 
     let throughput = rows(&markdown, "### Throughput and CPU per reading");

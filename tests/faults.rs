@@ -32,7 +32,7 @@ fn streaming(brokers: &str, topic: &str, group: &str, sink: &[String], extra: &[
 
 /// The committed resume offsets, per partition: where a restart would read from.
 fn committed(config: &maxq::config::KafkaConfig) -> BTreeMap<i32, i64> {
-    maxq::resume::load(config)
+    maxq::pipeline::commit::resume_log::load(config)
         .unwrap()
         .into_iter()
         .map(|(p, point)| (p, point.offset))

@@ -142,7 +142,7 @@ fn a_rejected_token_fails_fast_naming_influx_token_and_commits_nothing() {
         "{stderr}"
     );
     assert!(!stderr.contains("wrong-secret"), "the token never appears");
-    let resume = maxq::resume::load(&resume_config(&topic, &group)).unwrap();
+    let resume = maxq::pipeline::commit::resume_log::load(&resume_config(&topic, &group)).unwrap();
     assert!(
         resume.values().all(|p| p.offset == 0),
         "nothing committed: a restart reads from the start ({resume:?})"

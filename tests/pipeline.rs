@@ -256,7 +256,7 @@ fn a_caught_up_streaming_run_commits_a_lag_near_zero() {
     });
     let (status, _) = sigterm(&mut child);
     assert!(status.success(), "{status}");
-    let resume = maxq::resume::load(&resume_config(&topic, &group)).unwrap();
+    let resume = maxq::pipeline::commit::resume_log::load(&resume_config(&topic, &group)).unwrap();
     for (p, (_, high)) in committed_and_end(&topic, &group, 2).into_iter().enumerate() {
         let point = resume[&(p as i32)];
         assert!(

@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use maxq::reading::Reading;
+use maxq::pipeline::parse::Reading;
 use rdkafka::Message as _;
 use std::collections::BTreeMap;
 use std::process::Command;

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// A sink flush starts: the sink logs this line, then sends the points.
-const FLUSH: Option<&str> = Some("maxq::sink::operator: writing");
+const FLUSH: Option<&str> = Some("maxq::sink: writing");
 /// A commit starts: the resume points are sent next.
 const COMMIT: Option<&str> = Some("maxq::commit: committing");
 
@@ -111,10 +111,7 @@ fn crash_and_restart(
     for (workers, moment) in workers.iter().zip(moments) {
         let mut child = Command::new(env!("CARGO_BIN_EXE_maxq"))
             .args(base(workers))
-            .env(
-                "RUST_LOG",
-                "warn,maxq::sink::operator=debug,maxq::commit=debug",
-            )
+            .env("RUST_LOG", "warn,maxq::sink=debug,maxq::commit=debug")
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
@@ -142,7 +139,7 @@ fn crash_and_restart(
         }
     }
     assert_eq!(kills, workers.len(), "every run was killed mid-stream");
-    let resume = maxq::resume::load(&resume_config(&topic, &group)).unwrap();
+    let resume = maxq::pipeline::commit::resume_log::load(&resume_config(&topic, &group)).unwrap();
     assert!(
         resume.values().any(|p| p.replay_until > p.offset),
         "the killed runs recorded resume points that make the last run replay: {resume:?}"

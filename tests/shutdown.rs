@@ -34,7 +34,7 @@ fn sigterm_flushes_commits_and_exits_zero_within_5_s() {
         "still running 5 s after SIGTERM"
     );
     assert!(status.success(), "exit status after SIGTERM: {status}");
-    let resume = maxq::resume::load(&resume_config(&topic, &group)).unwrap();
+    let resume = maxq::pipeline::commit::resume_log::load(&resume_config(&topic, &group)).unwrap();
     assert_eq!(
         resume.len(),
         2,
@@ -84,7 +84,7 @@ fn sigterm_while_influxdb_is_unreachable_exits_non_zero_in_bounded_time_committi
         "{}",
         watch.log()
     );
-    let resume = maxq::resume::load(&resume_config(&topic, &group)).unwrap();
+    let resume = maxq::pipeline::commit::resume_log::load(&resume_config(&topic, &group)).unwrap();
     assert!(
         resume.values().all(|p| p.offset == 0),
         "nothing unwritten is committed: a restart reads from the start ({resume:?})"

@@ -1,0 +1,40 @@
+//! The in-process broker (librdkafka's mock cluster, as in the demo): it listens on
+//! loopback, so a child `maxq run --brokers <it>` reads from it like from any broker, with
+//! the external broker's throughput limit out of the way. Its CPU is this process's.
+
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::DefaultProducerContext;
+
+use super::preload::publish_args;
+use maxq::cli::PublishArgs;
+
+/// An in-process broker with the resume-log topic maxq expects.
+pub struct Embedded {
+    cluster: MockCluster<'static, DefaultProducerContext>,
+    /// Its bootstrap address.
+    pub brokers: String,
+}
+
+impl Embedded {
+    /// Starts a one-broker cluster.
+    pub fn start() -> anyhow::Result<Embedded> {
+        let cluster = MockCluster::new(1)?;
+        cluster.create_topic("maxq.resume", 1, 1)?;
+        let brokers = cluster.bootstrap_servers();
+        Ok(Embedded { cluster, brokers })
+    }
+
+    /// Where to publish to `topic`: zstd-compressed, because the mock broker keeps only
+    /// about 5 MB of batches per partition and drops the oldest beyond that.
+    pub fn publish_args(&self, topic: &str) -> PublishArgs {
+        let mut args = publish_args(&self.brokers, topic, 0);
+        args.librdkafka
+            .push(("compression.type".to_owned(), "zstd".to_owned()));
+        args
+    }
+
+    /// Creates `topic` with `partitions` partitions.
+    pub fn create_topic(&self, topic: &str, partitions: usize) -> anyhow::Result<()> {
+        Ok(self.cluster.create_topic(topic, partitions as i32, 1)?)
+    }
+}

@@ -1,0 +1,205 @@
+//! Kafka client configuration and the checks made once, before the dataflow starts.
+
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::producer::{DeliveryResult, ProducerContext};
+use rdkafka::{ClientConfig, ClientContext};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
+use std::time::Duration;
+use tracing::warn;
+
+use crate::config::KafkaConfig;
+use crate::targets;
+
+/// How long start-up metadata requests may take before the broker counts as unreachable.
+pub const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Kafka failures, each naming the flag or broker to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum KafkaError {
+    /// The brokers did not answer.
+    #[error("cannot reach Kafka at --brokers {brokers} ({cause}); check the address and that the broker is up")]
+    Unreachable {
+        /// The `--brokers` value.
+        brokers: String,
+        /// librdkafka's error.
+        cause: rdkafka::error::KafkaError,
+    },
+    /// The topic does not exist.
+    #[error("topic {topic:?} does not exist on --brokers {brokers}; create it (e.g. `maxq produce --partitions 8`) or fix --topic")]
+    MissingTopic {
+        /// The `--topic` value.
+        topic: String,
+        /// The `--brokers` value.
+        brokers: String,
+    },
+    /// The dead-letter topic does not exist.
+    #[error("dead-letter topic {topic:?} does not exist on --brokers {brokers}; create it or fix --dead-letter-topic")]
+    MissingDeadLetterTopic {
+        /// The `--dead-letter-topic` value.
+        topic: String,
+        /// The `--brokers` value.
+        brokers: String,
+    },
+    /// Any other client error.
+    #[error("Kafka ({context}): {cause}")]
+    Client {
+        /// What was being done.
+        context: String,
+        /// librdkafka's error.
+        cause: rdkafka::error::KafkaError,
+    },
+}
+
+/// A client context that logs librdkafka's errors as warnings (librdkafka retries on its
+/// own; a failure that matters surfaces as an error of the call that needed it), except
+/// end-of-partition, which the source expects: it tells a partition is caught up.
+pub struct LogContext;
+
+impl ClientContext for LogContext {
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        if !matches!(error, rdkafka::error::KafkaError::PartitionEOF(_)) {
+            warn!(target: targets::KAFKA, "Kafka: {error}: {reason}");
+        }
+    }
+}
+
+impl ConsumerContext for LogContext {}
+
+/// Base client settings: brokers, then every `-X`, so that `-X` can override anything.
+pub fn client_config(kafka: &KafkaConfig, extra: &[(&str, &str)]) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", &kafka.brokers);
+    for (k, v) in extra {
+        config.set(*k, *v);
+    }
+    for (k, v) in &kafka.librdkafka {
+        config.set(k, v);
+    }
+    config
+}
+
+/// Settings of the per-worker consumers: manual assignment, offsets committed by maxq only.
+pub fn consumer_config(kafka: &KafkaConfig) -> ClientConfig {
+    client_config(
+        kafka,
+        &[
+            ("group.id", kafka.group.as_str()),
+            ("enable.auto.commit", "false"),
+            ("enable.auto.offset.store", "false"),
+            ("enable.partition.eof", "true"),
+            ("allow.auto.create.topics", "false"),
+            // librdkafka's default (1 s) stalls a partition for a whole second each time
+            // the prefetch queue is full, i.e. whenever the broker outpaces the dataflow.
+            ("fetch.queue.backoff.ms", "10"),
+        ],
+    )
+}
+
+/// Wraps a client error with what was being done.
+pub fn client_error(
+    context: impl Into<String>,
+) -> impl FnOnce(rdkafka::error::KafkaError) -> KafkaError {
+    let context = context.into();
+    move |cause| KafkaError::Client { context, cause }
+}
+
+/// Number of partitions of `--topic`, failing clearly when the broker, the topic or the
+/// `--dead-letter-topic` is missing.
+pub fn partition_count(kafka: &KafkaConfig) -> Result<usize, KafkaError> {
+    let consumer: BaseConsumer<LogContext> = consumer_config(kafka)
+        .create_with_context(LogContext)
+        .map_err(client_error("creating the consumer"))?;
+    let partitions = |topic: &str| -> Result<Option<usize>, KafkaError> {
+        let metadata = consumer
+            .fetch_metadata(Some(topic), METADATA_TIMEOUT)
+            .map_err(|cause| KafkaError::Unreachable {
+                brokers: kafka.brokers.clone(),
+                cause,
+            })?;
+        Ok(metadata
+            .topics()
+            .iter()
+            .find(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty())
+            .map(|t| t.partitions().len()))
+    };
+    let count = partitions(&kafka.topic)?.ok_or_else(|| KafkaError::MissingTopic {
+        topic: kafka.topic.clone(),
+        brokers: kafka.brokers.clone(),
+    })?;
+    if let Some(topic) = &kafka.dead_letter_topic {
+        if partitions(topic)?.is_none() {
+            return Err(KafkaError::MissingDeadLetterTopic {
+                topic: topic.clone(),
+                brokers: kafka.brokers.clone(),
+            });
+        }
+    }
+    Ok(count)
+}
+
+/// Counts deliveries that failed, keeping the last error for the message, and all that
+/// settled (delivered or failed).
+#[derive(Default)]
+pub struct DeliveryTracker {
+    failed: AtomicU64,
+    settled: AtomicU64,
+    last_error: Mutex<Option<String>>,
+}
+
+impl DeliveryTracker {
+    /// Records a message that could not even be queued: failed and settled.
+    pub fn unsent(&self, error: &rdkafka::error::KafkaError) {
+        self.fail(error);
+        self.settled.fetch_add(1, Relaxed);
+    }
+
+    /// Messages failed so far.
+    pub fn failed(&self) -> u64 {
+        self.failed.load(Relaxed)
+    }
+
+    /// Messages settled so far.
+    pub fn settled(&self) -> u64 {
+        self.settled.load(Relaxed)
+    }
+
+    /// Records a failed send or delivery.
+    pub fn fail(&self, error: &rdkafka::error::KafkaError) {
+        self.failed.fetch_add(1, Relaxed);
+        if let Ok(mut last) = self.last_error.lock() {
+            *last = Some(error.to_string());
+        }
+    }
+
+    /// An error saying how many messages failed, if any did.
+    pub fn check(&self) -> Result<(), String> {
+        match self.failed.load(Relaxed) {
+            0 => Ok(()),
+            failed => {
+                let last = self
+                    .last_error
+                    .lock()
+                    .ok()
+                    .and_then(|l| l.clone())
+                    .unwrap_or_default();
+                Err(format!(
+                    "{failed} messages not delivered (last error: {last})"
+                ))
+            }
+        }
+    }
+}
+
+impl ClientContext for DeliveryTracker {}
+
+impl ProducerContext for DeliveryTracker {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        if let Err((e, _)) = result {
+            self.fail(e);
+        }
+        self.settled.fetch_add(1, Relaxed);
+    }
+}

@@ -1,0 +1,134 @@
+//! Write intents: before any sink writes an epoch, how far that epoch had read is recorded.
+//!
+//! A run killed after writing epoch `e` but before recording `e` as durable leaves InfluxDB
+//! holding values newer than its resume point. A restart that wrote again as soon as it had
+//! replayed up to the durable point would overwrite them with values of fewer readings: with
+//! `--emit updates`, a final window with a partial one. So each worker records, for the
+//! partitions it owns, an offset at or beyond what every epoch had read, in the resume
+//! point's `replay_until`, before any worker's sink may write that epoch; a restart writes
+//! nothing until it has read that far again (or to the partition's end, if that is nearer).
+//! The offset is declared ahead of reading, so records are few. The stream returned
+//! carries no data: its frontier is "intents recorded up to", and the sinks wait for it.
+
+use std::collections::BTreeMap;
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::channels::pact::Pipeline;
+use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::StreamVec;
+use tracing::warn;
+
+use crate::pipeline::commit::resume_log::{Saving, CHECK_EVERY};
+use crate::pipeline::progress::PartitionProgress;
+use crate::pipeline::source::KafkaInput;
+use crate::targets;
+
+/// The intents: an empty stream whose frontier is the epoch recorded up to.
+pub type Intents<'scope> = StreamVec<'scope, u64, ()>;
+
+/// How far ahead of what it has read a partition declares it may have written, in
+/// messages: a new record is needed only every half of this, so the broker sees few
+/// writes, and a restart replays at most this much more than was read.
+const LOOKAHEAD: i64 = 50_000;
+
+/// Builds worker's intent operator over the (broadcast) partition progress.
+pub fn intents<'scope>(
+    progress: StreamVec<'scope, u64, PartitionProgress>,
+    input: &KafkaInput,
+) -> Intents<'scope> {
+    let partitions = input.partitions.clone();
+    let resume_log = input.resume_log.clone();
+    let scope = progress.scope();
+    progress.unary_frontier::<CapacityContainerBuilder<Vec<()>>, _, _, _>(
+        Pipeline,
+        "Intents",
+        move |cap, info| {
+            let activator = scope.activator_for(info.address.clone());
+            let mut held = Some(cap);
+            // Per epoch, how far each owned partition had read by its end.
+            let mut reached: BTreeMap<u64, BTreeMap<i32, i64>> = BTreeMap::new();
+            let mut latest: BTreeMap<i32, i64> = BTreeMap::new();
+            // What is durably declared, per owned partition, and what is under way.
+            let mut declared: BTreeMap<i32, i64> = partitions
+                .borrow()
+                .states
+                .iter()
+                .map(|s| (s.partition, s.recorded().replay_until))
+                .collect();
+            let mut in_flight: Option<(Saving, BTreeMap<i32, i64>)> = None;
+            move |(reports, frontier), _output| {
+                reports.for_each(|cap, data| {
+                    let Some(time) = cap.least() else {
+                        return;
+                    };
+                    for report in data.drain(..) {
+                        if !declared.contains_key(&report.partition) {
+                            continue;
+                        }
+                        let position = reached
+                            .entry(*time)
+                            .or_default()
+                            .entry(report.partition)
+                            .or_default();
+                        *position = report.next_offset.max(*position);
+                        let newest = latest.entry(report.partition).or_default();
+                        *newest = report.next_offset.max(*newest);
+                    }
+                });
+                let Some(cap) = held.as_mut() else {
+                    return;
+                };
+                let mut owned = partitions.borrow_mut();
+                if let Some((saving, declaring)) = in_flight.take() {
+                    match resume_log.outcome(&saving) {
+                        None => in_flight = Some((saving, declaring)),
+                        Some(Ok(())) => declared.extend(declaring),
+                        Some(Err(e)) => {
+                            warn!(target: targets::COMMIT, "{e}; epochs past what is recorded wait, trying again");
+                            let points = declaring
+                                .keys()
+                                .filter_map(|p| Some((*p, owned.get_mut(*p)?.recorded())))
+                                .collect();
+                            in_flight = Some((resume_log.send(&points), declaring));
+                        }
+                    }
+                }
+                // The epochs complete and covered by what is declared may be written.
+                let upper = frontier.frontier().first().copied().unwrap_or(u64::MAX);
+                while let Some((&time, positions)) = reached.first_key_value() {
+                    let covered = positions.iter().all(|(p, o)| *o <= declared[p]);
+                    if time >= upper || !covered {
+                        break;
+                    }
+                    reached.pop_first();
+                }
+                let next = reached.keys().next().copied().unwrap_or(upper).min(upper);
+                if next > *cap.time() {
+                    cap.downgrade(&next);
+                }
+                // Declare ahead before reading gets there.
+                if in_flight.is_none() {
+                    let mut declaring = BTreeMap::new();
+                    let mut points = BTreeMap::new();
+                    for (partition, position) in &latest {
+                        if position + LOOKAHEAD / 2 > declared[partition] {
+                            if let Some(state) = owned.get_mut(*partition) {
+                                let target = position + LOOKAHEAD;
+                                state.intended(target);
+                                declaring.insert(*partition, target);
+                                points.insert(*partition, state.recorded());
+                            }
+                        }
+                    }
+                    if !points.is_empty() {
+                        in_flight = Some((resume_log.send(&points), declaring));
+                    }
+                }
+                if in_flight.is_some() {
+                    activator.activate_after(CHECK_EVERY);
+                } else if upper == u64::MAX && reached.is_empty() {
+                    held = None;
+                }
+            }
+        },
+    )
+}

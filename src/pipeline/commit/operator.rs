@@ -1,0 +1,200 @@
+//! What may be committed when.
+//!
+//! The commit operator of a worker commits the offsets of the partitions that worker owns,
+//! and only for epochs every worker's sink has durably written: it waits for the frontier
+//! of the sinks' acknowledgements to pass the epoch. The resume point recorded per partition
+//! is the offset a restart must replay from to rebuild every window that is still alive
+//! (not yet evicted), never past what was read when the epoch closed; the group offset
+//! committed beside it is what was read by then, for lag tools. Dead letters are flushed
+//! first, so a malformed message's offset is never committed before it is delivered.
+//! Nothing is committed while a restart replays: what it rebuilds is not written yet.
+//! Records are sent without waiting (the worker reads on); the last one, when the dataflow
+//! ends, is waited for.
+
+use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::{Offset, TopicPartitionList};
+use std::cell::Cell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::channels::pact::Pipeline;
+use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::StreamVec;
+use tracing::{debug, warn};
+
+use crate::pipeline::commit::resume_log::{Saving, CHECK_EVERY};
+use crate::pipeline::progress::ResumePoint;
+use crate::pipeline::progress::{PartitionProgress, PartitionTable, ProgressStash};
+use crate::pipeline::sink::Acks;
+use crate::pipeline::source::KafkaInput;
+use crate::run::Shared;
+use crate::targets;
+
+/// Tries of the last resume-point save and group-offset commit, when the dataflow ends.
+const FINAL_COMMIT_ATTEMPTS: u32 = 5;
+
+/// Commit-operator settings.
+pub struct CommitConfig {
+    /// Input topic.
+    pub topic: String,
+    /// Number of partitions.
+    pub partitions: usize,
+    /// `--max-state-age`, ms.
+    pub max_state_age_ms: i64,
+    /// Commit period.
+    pub interval: Duration,
+    /// `--lateness`, ms.
+    pub lateness_ms: i64,
+}
+
+/// Builds worker's commit operator. `finish` says, once the sources end, whether every
+/// window was finished (so everything read may be committed).
+pub fn commit<'scope>(
+    progress: StreamVec<'scope, u64, PartitionProgress>,
+    acks: Acks<'scope>,
+    input: &KafkaInput,
+    config: CommitConfig,
+    finish: Rc<Cell<bool>>,
+    shared: Shared,
+) {
+    let consumer = input.consumer.clone();
+    let partitions = input.partitions.clone();
+    let dead_letters = input.dead_letters.clone();
+    let resume_log = input.resume_log.clone();
+    let scope = progress.scope();
+    progress.binary_frontier::<_, CapacityContainerBuilder<Vec<()>>, _, _, _, _>(
+        acks,
+        Pipeline,
+        Pipeline,
+        "Commit",
+        move |_cap, info| {
+            let activator = scope.activator_for(info.address.clone());
+            let mut stash = ProgressStash::default();
+            let mut table = PartitionTable::new(config.partitions, config.max_state_age_ms);
+            let mut last_commit = Instant::now();
+            let mut committed: BTreeMap<i32, ResumePoint> = BTreeMap::new();
+            // The record under way (sent without waiting, so the worker goes on reading),
+            // and the group offsets to commit once it is durable.
+            let mut in_flight: Option<(Saving, BTreeMap<i32, ResumePoint>, TopicPartitionList)> =
+                None;
+            move |(reports, reports_frontier), (acks, acks_frontier), _output| {
+                reports.for_each(|cap, data| {
+                    if let Some(time) = cap.least() {
+                        stash.push(*time, data.drain(..));
+                    }
+                });
+                acks.for_each(|_, _| {});
+                let durable = acks_frontier
+                    .frontier()
+                    .first()
+                    .copied()
+                    .unwrap_or(u64::MAX);
+                let read = reports_frontier
+                    .frontier()
+                    .first()
+                    .copied()
+                    .unwrap_or(u64::MAX);
+                stash.apply_before(durable.min(read), &mut table);
+                let done = durable == u64::MAX && read == u64::MAX;
+                if let Some((saving, points, offsets)) = in_flight.take() {
+                    match resume_log.outcome(&saving) {
+                        None if !done => {
+                            in_flight = Some((saving, points, offsets));
+                            activator.activate_after(CHECK_EVERY);
+                            return;
+                        }
+                        // The last commit below records everything again anyway.
+                        None => {}
+                        Some(Ok(())) => {
+                            committed.extend(points);
+                            if let Err(e) = consumer.commit(&offsets, CommitMode::Async) {
+                                debug!(target: targets::COMMIT, "committing group offsets failed (the resume log has them): {e}");
+                            }
+                        }
+                        Some(Err(e)) => warn!(target: targets::COMMIT, "{e}; trying again at the next commit"),
+                    }
+                }
+                if !done && last_commit.elapsed() < config.interval {
+                    return;
+                }
+                // While a restart replays, its windows are not written: nothing it has read
+                // may be recorded as final or evicted. The point it started from stands.
+                if table.replaying() {
+                    return;
+                }
+                last_commit = Instant::now();
+                let horizon = if done && finish.get() {
+                    i64::MAX
+                } else {
+                    table.eviction_horizon()
+                };
+                let mut points = BTreeMap::new();
+                let mut offsets = TopicPartitionList::new();
+                for state in partitions.borrow_mut().states.iter_mut() {
+                    let Some(report) = table.get(state.partition) else {
+                        continue;
+                    };
+                    let point = state.resume_point(horizon, report, config.lateness_ms);
+                    if committed.get(&state.partition) != Some(&point) {
+                        points.insert(state.partition, point);
+                        // The group offset says how far the run has read and durably
+                        // accounted for, so lag tools see a caught-up pipeline near 0;
+                        // where a restart replays from is the resume point's business.
+                        let _ = offsets.add_partition_offset(
+                            &config.topic,
+                            state.partition,
+                            Offset::Offset(report.next_offset),
+                        );
+                    }
+                }
+                if points.is_empty() {
+                    return;
+                }
+                debug!(target: targets::COMMIT, partitions = points.len(), "committing");
+                if let Some(dl) = &dead_letters {
+                    if let Err(e) = dl.flush() {
+                        shared.fail(e);
+                        return;
+                    }
+                }
+                if !done {
+                    // A failed save is tried again at the next commit, with what is
+                    // durable then.
+                    in_flight = Some((resume_log.send(&points), points, offsets));
+                    activator.activate_after(CHECK_EVERY);
+                    return;
+                }
+                // The last one waits, with a few tries, as there is no next commit.
+                let mut saved = resume_log.save(&points);
+                for _ in 1..FINAL_COMMIT_ATTEMPTS {
+                    if saved.is_ok() {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(200));
+                    saved = resume_log.save(&points);
+                }
+                if let Err(e) = saved {
+                    shared.fail(e);
+                    return;
+                }
+                committed.extend(points);
+                for attempt in 1..=FINAL_COMMIT_ATTEMPTS {
+                    match consumer.commit(&offsets, CommitMode::Sync) {
+                        Ok(()) => {
+                            debug!(target: targets::COMMIT, ?offsets, "committed");
+                            break;
+                        }
+                        Err(e) if attempt < FINAL_COMMIT_ATTEMPTS => {
+                            debug!(target: targets::COMMIT, "committing group offsets failed, trying again: {e}");
+                            std::thread::sleep(Duration::from_millis(200));
+                        }
+                        Err(e) => {
+                            warn!(target: targets::COMMIT, "committing group offsets failed (the resume log has them): {e}")
+                        }
+                    }
+                }
+            }
+        },
+    );
+}

@@ -1,0 +1,278 @@
+//! The resume log: for each partition, where a restarted pipeline resumes
+//! ([`ResumePoint`]), kept in a Kafka topic of maxq's own (`--resume-topic`), keyed by
+//! `group/topic/partition`, latest record wins.
+//!
+//! The broker's offset-commit metadata would be the natural home, but not every broker
+//! keeps it (tansu drops it), so maxq records it beside the group offsets, before them:
+//! the group offset is for lag tooling, the resume log is what a restart trusts.
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{Message, Offset, TopicPartitionList};
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use crate::config::KafkaConfig;
+use crate::kafka::{
+    client_config, client_error, DeliveryTracker, KafkaError, LogContext, METADATA_TIMEOUT,
+};
+use crate::pipeline::progress::ResumePoint;
+
+fn key_prefix(kafka: &KafkaConfig) -> String {
+    format!("{}/{}/", kafka.group, kafka.topic)
+}
+
+/// Creates the resume topic (one partition, compacted) if it does not exist.
+fn ensure_topic(
+    kafka: &KafkaConfig,
+    consumer: &BaseConsumer<LogContext>,
+) -> Result<(), KafkaError> {
+    let metadata = consumer
+        .fetch_metadata(Some(&kafka.resume_topic), METADATA_TIMEOUT)
+        .map_err(client_error(format!(
+            "looking up --resume-topic {}",
+            kafka.resume_topic
+        )))?;
+    let exists = metadata.topics().iter().any(|t| {
+        t.name() == kafka.resume_topic && t.error().is_none() && !t.partitions().is_empty()
+    });
+    if exists {
+        return Ok(());
+    }
+    let admin: AdminClient<DefaultClientContext> = client_config(kafka, &[])
+        .create()
+        .map_err(client_error("creating the admin client"))?;
+    let topic = NewTopic::new(&kafka.resume_topic, 1, TopicReplication::Fixed(1))
+        .set("cleanup.policy", "compact");
+    let options = AdminOptions::new().operation_timeout(Some(METADATA_TIMEOUT));
+    let results = futures::executor::block_on(admin.create_topics([&topic], &options)).map_err(
+        client_error(format!("creating --resume-topic {}", kafka.resume_topic)),
+    )?;
+    for result in results {
+        match result {
+            Ok(_) | Err((_, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((_, code)) => {
+                return Err(client_error(format!(
+                    "creating --resume-topic {}",
+                    kafka.resume_topic
+                ))(rdkafka::error::KafkaError::AdminOp(
+                    code,
+                )))
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Reads the resume points of `--group` for `--topic`, by partition.
+pub fn load(kafka: &KafkaConfig) -> Result<BTreeMap<i32, ResumePoint>, KafkaError> {
+    let consumer: BaseConsumer<LogContext> = client_config(
+        kafka,
+        &[
+            ("group.id", "maxq-resume-reader"),
+            ("enable.auto.commit", "false"),
+        ],
+    )
+    .create_with_context(LogContext)
+    .map_err(client_error("creating the resume-log reader"))?;
+    ensure_topic(kafka, &consumer)?;
+    let context = || {
+        format!(
+            "reading the resume log --resume-topic {}",
+            kafka.resume_topic
+        )
+    };
+    let (low, high) = consumer
+        .fetch_watermarks(&kafka.resume_topic, 0, METADATA_TIMEOUT)
+        .map_err(client_error(context()))?;
+    let mut points = BTreeMap::new();
+    if high <= low {
+        return Ok(points);
+    }
+    let mut assignment = TopicPartitionList::new();
+    assignment
+        .add_partition_offset(&kafka.resume_topic, 0, Offset::Offset(low))
+        .map_err(client_error(context()))?;
+    consumer
+        .assign(&assignment)
+        .map_err(client_error(context()))?;
+    let prefix = key_prefix(kafka);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut next = low;
+    while next < high {
+        if Instant::now() > deadline {
+            return Err(KafkaError::Client {
+                context: context(),
+                cause: rdkafka::error::KafkaError::MessageConsumption(
+                    rdkafka::types::RDKafkaErrorCode::RequestTimedOut,
+                ),
+            });
+        }
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(message)) => {
+                next = message.offset() + 1;
+                let key = message
+                    .key()
+                    .and_then(|k| std::str::from_utf8(k).ok())
+                    .unwrap_or_default();
+                let Some(partition) = key
+                    .strip_prefix(&prefix)
+                    .and_then(|p| p.parse::<i32>().ok())
+                else {
+                    continue;
+                };
+                if let Some(point) = message
+                    .payload()
+                    .and_then(|p| serde_json::from_slice(p).ok())
+                {
+                    points.insert(partition, point);
+                }
+            }
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) | None => {}
+            Some(Err(e)) => return Err(client_error(context())(e)),
+        }
+    }
+    Ok(points)
+}
+
+/// A worker's writer of resume points. Its producer is polled by whoever asks about a save
+/// (not by a polling thread of its own, which would wake up all the time: rdkafka's
+/// `ThreadedProducer` spins for the last millisecond of every 100 ms poll, about 2 % of a
+/// core on an idle run).
+pub struct ResumeLog {
+    kafka: KafkaConfig,
+    prefix: String,
+    producer: RefCell<BaseProducer<DeliveryTracker>>,
+    /// Records sent by the current producer.
+    sent: Cell<u64>,
+    /// Bumped whenever the producer is replaced.
+    generation: Cell<u64>,
+}
+
+/// How often an operator checks a save under way; the worker goes on meanwhile.
+pub const CHECK_EVERY: Duration = Duration::from_millis(2);
+
+/// Events served at most by one [`ResumeLog::outcome`].
+const POLLS_PER_CHECK: usize = 8;
+
+/// A save sent and not yet known to be durable.
+#[derive(Debug)]
+pub struct Saving {
+    generation: u64,
+    settled_at: u64,
+    failed_before: u64,
+}
+
+impl ResumeLog {
+    /// Connects to `--resume-topic`.
+    pub fn connect(kafka: &KafkaConfig) -> Result<ResumeLog, KafkaError> {
+        Ok(ResumeLog {
+            kafka: kafka.clone(),
+            prefix: key_prefix(kafka),
+            producer: RefCell::new(Self::producer(kafka)?),
+            sent: Cell::new(0),
+            generation: Cell::new(0),
+        })
+    }
+
+    fn producer(kafka: &KafkaConfig) -> Result<BaseProducer<DeliveryTracker>, KafkaError> {
+        client_config(
+            kafka,
+            // Ordered without the idempotent producer: one request in flight. A retried
+            // record written twice is harmless (the newest record per key wins, and a
+            // duplicate lands before anything newer). Not idempotent because acquiring a
+            // producer id can stall for seconds (seen with tansu).
+            &[
+                ("enable.idempotence", "false"),
+                ("max.in.flight.requests.per.connection", "1"),
+                ("acks", "all"),
+                ("linger.ms", "0"),
+                ("message.timeout.ms", "30000"),
+            ],
+        )
+        .create_with_context(DeliveryTracker::default())
+        .map_err(client_error("creating the resume-log producer"))
+    }
+
+    /// Sends `points` without waiting; [`ResumeLog::outcome`] tells when they are durable.
+    pub fn send(&self, points: &BTreeMap<i32, ResumePoint>) -> Saving {
+        let producer = self.producer.borrow();
+        let failed_before = producer.context().failed();
+        for (partition, point) in points {
+            let key = format!("{}{partition}", self.prefix);
+            let payload = serde_json::to_vec(point).expect("a resume point serializes");
+            self.sent.set(self.sent.get() + 1);
+            if let Err((e, _)) = producer.send(
+                BaseRecord::to(&self.kafka.resume_topic)
+                    .key(&key)
+                    .payload(&payload),
+            ) {
+                producer.context().unsent(&e);
+            }
+        }
+        producer.poll(Duration::ZERO);
+        Saving {
+            generation: self.generation.get(),
+            settled_at: self.sent.get(),
+            failed_before,
+        }
+    }
+
+    /// `None` while `saving` is in flight; then whether it is durable. After a failure the
+    /// producer is replaced, so the next save starts clean.
+    pub fn outcome(&self, saving: &Saving) -> Option<Result<(), String>> {
+        let topic = &self.kafka.resume_topic;
+        if saving.generation != self.generation.get() {
+            return Some(Err(format!(
+                "resume log --resume-topic {topic}: the producer was replaced"
+            )));
+        }
+        let result = {
+            let producer = self.producer.borrow();
+            let context = producer.context();
+            // Each poll serves one event (one delivery report holds a request's records).
+            for _ in 0..POLLS_PER_CHECK {
+                if context.settled() >= saving.settled_at {
+                    break;
+                }
+                producer.poll(Duration::ZERO);
+            }
+            if context.settled() < saving.settled_at {
+                return None;
+            }
+            if context.failed() > saving.failed_before {
+                context.check()
+            } else {
+                Ok(())
+            }
+        };
+        Some(result.map_err(|e| {
+            self.replace();
+            format!("resume log --resume-topic {topic}: {e}")
+        }))
+    }
+
+    /// Records `points` and waits until they are durable.
+    pub fn save(&self, points: &BTreeMap<i32, ResumePoint>) -> Result<(), String> {
+        let saving = self.send(points);
+        let _ = self.producer.borrow().flush(Duration::from_secs(30));
+        self.outcome(&saving).unwrap_or_else(|| {
+            self.replace();
+            Err(format!(
+                "resume log --resume-topic {}: not written within 30 s",
+                self.kafka.resume_topic
+            ))
+        })
+    }
+
+    fn replace(&self) {
+        if let Ok(fresh) = Self::producer(&self.kafka) {
+            drop(self.producer.replace(fresh));
+            self.sent.set(0);
+            self.generation.set(self.generation.get() + 1);
+        }
+    }
+}

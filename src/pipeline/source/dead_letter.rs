@@ -1,0 +1,130 @@
+//! The dead-letter topic: malformed messages forwarded with their origin and reason, and
+//! points InfluxDB refused, with its answer.
+
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
+use rdkafka::Message;
+use std::time::Duration;
+
+use crate::config::KafkaConfig;
+use crate::kafka::{client_config, client_error, DeliveryTracker, KafkaError};
+use crate::pipeline::parse::Malformed;
+use crate::pipeline::sink::Refusal;
+
+/// A worker's dead-letter producer, shared by its source and its sink's writer thread.
+pub struct DeadLetters {
+    topic: String,
+    source_topic: String,
+    producer: ThreadedProducer<DeliveryTracker>,
+}
+
+impl DeadLetters {
+    /// A producer for `--dead-letter-topic`, if set.
+    pub fn connect(kafka: &KafkaConfig) -> Result<Option<DeadLetters>, KafkaError> {
+        let Some(topic) = &kafka.dead_letter_topic else {
+            return Ok(None);
+        };
+        let producer = client_config(
+            kafka,
+            &[
+                ("enable.idempotence", "true"),
+                ("acks", "all"),
+                ("message.timeout.ms", "30000"),
+                // A malformed message can be as large as the broker allowed it to be.
+                ("message.max.bytes", "16777216"),
+            ],
+        )
+        .create_with_context(DeliveryTracker::default())
+        .map_err(client_error("creating the dead-letter producer"))?;
+        Ok(Some(DeadLetters {
+            topic: topic.clone(),
+            source_topic: kafka.topic.clone(),
+            producer,
+        }))
+    }
+
+    /// Forwards one malformed message.
+    pub fn send(&self, message: &impl Message, reason: Malformed) {
+        let partition = message.partition().to_string();
+        let offset = message.offset().to_string();
+        let headers = OwnedHeaders::new()
+            .insert(Header {
+                key: "maxq.topic",
+                value: Some(&self.source_topic),
+            })
+            .insert(Header {
+                key: "maxq.partition",
+                value: Some(&partition),
+            })
+            .insert(Header {
+                key: "maxq.offset",
+                value: Some(&offset),
+            })
+            .insert(Header {
+                key: "maxq.reason",
+                value: Some(reason.as_str()),
+            });
+        let mut record = BaseRecord::<[u8], [u8]>::to(&self.topic)
+            .payload(message.payload().unwrap_or_default())
+            .headers(headers);
+        if let Some(key) = message.key() {
+            record = record.key(key);
+        }
+        self.enqueue(record);
+    }
+
+    /// Forwards one point InfluxDB refused: its line of line protocol, with the reason
+    /// (`refused:<reason>`) and InfluxDB's answer as headers.
+    pub fn send_refused(&self, line: &str, reason: Refusal, answer: &str) {
+        let reason = format!("refused:{reason}");
+        let headers = OwnedHeaders::new()
+            .insert(Header {
+                key: "maxq.reason",
+                value: Some(&reason),
+            })
+            .insert(Header {
+                key: "maxq.influx_error",
+                value: Some(answer),
+            });
+        let record = BaseRecord::<[u8], [u8]>::to(&self.topic)
+            .payload(line.trim_end().as_bytes())
+            .headers(headers);
+        self.enqueue(record);
+    }
+
+    /// Queues a record; waits for queue space rather than drop it.
+    fn enqueue(&self, mut record: BaseRecord<'_, [u8], [u8]>) {
+        loop {
+            match self.producer.send(record) {
+                Ok(()) => return,
+                Err((
+                    rdkafka::error::KafkaError::MessageProduction(
+                        rdkafka::types::RDKafkaErrorCode::QueueFull,
+                    ),
+                    r,
+                )) => {
+                    record = r;
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err((e, _)) => {
+                    self.producer.context().fail(&e);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Waits until everything sent is delivered; an error if anything was not, since the
+    /// offsets of undelivered messages must not be committed.
+    pub fn flush(&self) -> Result<(), String> {
+        self.producer
+            .flush(Duration::from_secs(30))
+            .map_err(|e| format!("dead-letter topic {}: flush failed: {e}", self.topic))?;
+        self.producer.context().check().map_err(|e| {
+            format!(
+                "dead-letter topic {}: {e}; check that --dead-letter-topic exists and is writable",
+                self.topic
+            )
+        })
+    }
+}

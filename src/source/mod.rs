@@ -1,9 +1,0 @@
-//! The Kafka source: partition ownership, polling, per-partition lateness, offsets.
-
-mod dead_letter;
-mod operator;
-mod partition;
-
-pub use dead_letter::DeadLetters;
-pub use operator::{current_epoch, kafka_source, KafkaInput, Updates};
-pub use partition::{OwnedPartitions, PartitionState, ResumePoint};
