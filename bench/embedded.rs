@@ -38,3 +38,22 @@ impl Embedded {
         Ok(self.cluster.create_topic(topic, partitions as i32, 1)?)
     }
 }
+
+/// Where the readings of a throughput row came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Broker {
+    /// The broker at `--brokers`.
+    External,
+    /// The in-process broker.
+    InProcess,
+}
+
+impl Broker {
+    /// The name in the report's tables.
+    pub fn label(self) -> &'static str {
+        match self {
+            Broker::External => "external",
+            Broker::InProcess => "in-process",
+        }
+    }
+}

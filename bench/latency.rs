@@ -11,10 +11,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::child::{spawn, Usage};
+use super::embedded::Broker;
 use super::pipeline::{run_args, MEASUREMENT};
 use super::preload::{kafka_config, partition_offsets};
 use super::proxy::{Ack, WriteProxy};
-use super::report::Broker;
 use super::stream::{self, Live, Probe, PROBE_SENSOR, UNIT};
 use maxq::kafka::{consumer_config, LogContext};
 use maxq::pipeline::parse::Reading;
@@ -113,11 +113,7 @@ pub fn measure(
         ]
         .map(str::to_owned),
     );
-    let child = spawn(
-        setup.dir,
-        &format!("{}-latency", super::report::broker_label(broker)),
-        &args,
-    )?;
+    let child = spawn(setup.dir, &format!("{}-latency", broker.label()), &args)?;
     let warm = stream::send(&publisher, setup.sensors, rate, WARM_UP, None)?;
     let sent = stream::send(&publisher, setup.sensors, rate, duration, Some(WINDOW_MS))?;
     // A broker that cannot keep up fails the flush: reported, and the probes still count.

@@ -34,9 +34,10 @@ use tracing_subscriber::EnvFilter;
 
 use ceiling::consume;
 use cli::{BenchArgs, BenchSection, Cli, Command};
+use embedded::Broker;
 use embedded::Embedded;
 use influx::Influx;
-use report::{Broker, Results, Row, RunKind};
+use report::{Results, Row, RunKind};
 use stream::Live;
 
 fn main() -> ExitCode {
@@ -150,7 +151,7 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<BenchReport> {
         if l.sent_and_counted.0 != l.sent_and_counted.1 {
             failed_checks.push(format!(
                 "latency run ({} broker): {} readings sent, the points count {}",
-                report::broker_label(l.broker),
+                l.broker.label(),
                 l.sent_and_counted.0,
                 l.sent_and_counted.1
             ));
@@ -231,7 +232,7 @@ fn latency_runs(
             sensors: args.sensors,
             workers,
         };
-        info!(broker = report::broker_label(broker), "latency run");
+        info!(broker = broker.label(), "latency run");
         results.latency.push(latency::measure(
             &live,
             broker,
@@ -362,7 +363,7 @@ fn ceilings(
     for (kind, parse) in [(RunKind::Read, false), (RunKind::ReadParse, true)] {
         let name = format!(
             "{}-ceiling-{}",
-            report::broker_label(broker),
+            broker.label(),
             if parse { "parse" } else { "read" }
         );
         info!(run = name, "plain consumer");
@@ -394,7 +395,7 @@ fn maxq(
     readings: u64,
     workers: usize,
 ) -> anyhow::Result<Row> {
-    let name = format!("{}-maxq-w{workers}", report::broker_label(broker));
+    let name = format!("{}-maxq-w{workers}", broker.label());
     info!(run = name, "pipeline");
     let cpu_before = child::own_cpu();
     let run = pipeline::measure(target, &name, workers)?;

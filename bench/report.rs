@@ -2,6 +2,7 @@
 //! per section and the targets; added to the front of the report file so that runs can be
 //! compared over time.
 
+use super::embedded::Broker;
 use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Duration;
@@ -9,15 +10,6 @@ use std::time::Duration;
 use super::child::Usage;
 use super::latency::{quantile, LatencyRun};
 use super::memory::{bytes_per_key, EndlessRun, KeysRun};
-
-/// Where the readings of a throughput row came from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Broker {
-    /// The broker at `--brokers`.
-    External,
-    /// The in-process broker.
-    InProcess,
-}
 
 /// What a throughput row ran.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -166,7 +158,7 @@ impl Results {
             let _ = writeln!(
                 md,
                 "| {} | {} | {} | {:.1} | {} | {:.2} | {:.2} | {:.0} | {} | {} | {} | {} {} |",
-                broker_label(row.broker),
+                row.broker.label(),
                 match row.kind {
                     RunKind::Read => "plain consumer: read".to_owned(),
                     RunKind::ReadParse => "plain consumer: read + parse".to_owned(),
@@ -257,7 +249,7 @@ impl Results {
                 "| p99 update latency < {} ms at {} readings/s ({} broker) | {} ms{} | {} |",
                 MAX_P99.as_millis(),
                 thousands(l.rate),
-                broker_label(l.broker),
+                l.broker.label(),
                 p99.map(ms).unwrap_or_else(|| "—".to_owned()),
                 if all {
                     ""
@@ -322,7 +314,7 @@ fn latency_table(runs: &[LatencyRun]) -> String {
         let _ = writeln!(
             md,
             "| {} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} | {} / {} |",
-            broker_label(l.broker),
+            l.broker.label(),
             l.achieved_rate,
             l.probes,
             l.latencies.len(),
@@ -343,19 +335,11 @@ fn latency_table(runs: &[LatencyRun]) -> String {
             let _ = writeln!(
                 md,
                 "\n{} broker: the producer did not get every reading delivered: {e}",
-                broker_label(l.broker)
+                l.broker.label()
             );
         }
     }
     md
-}
-
-/// How a broker is named in the tables.
-pub fn broker_label(broker: Broker) -> &'static str {
-    match broker {
-        Broker::External => "external",
-        Broker::InProcess => "in-process",
-    }
 }
 
 fn endless_table(e: &EndlessRun) -> String {

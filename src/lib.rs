@@ -30,6 +30,7 @@ pub mod targets;
 
 pub mod cli;
 pub mod config;
+pub mod exit;
 pub mod kafka;
 pub mod pipeline;
 pub mod run;

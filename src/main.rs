@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
 
 use maxq::cli::{Cli, Command};
+use maxq::exit;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -55,10 +56,10 @@ fn main() -> ExitCode {
         None => maxq::commands::demo::demo(&cli.demo),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => ExitCode::from(exit::SUCCESS),
         Err(e) => {
             eprintln!("maxq: error: {e:#}");
-            ExitCode::FAILURE
+            ExitCode::from(exit::ERROR)
         }
     }
 }

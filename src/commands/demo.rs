@@ -6,9 +6,10 @@
 use anyhow::Context;
 use clap::Parser;
 use rdkafka::mocking::MockCluster;
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::cli::{Cli, Command, DemoArgs, PublishArgs};
@@ -16,7 +17,9 @@ use crate::commands::generate::{write_json_line, GenerateConfig, Generator};
 use crate::commands::produce::spacex_sample;
 use crate::commands::publish::Publisher;
 use crate::config::{timely_config, RunConfig, SinkConfig, SinkTarget};
-use crate::run::{execute, Shared, Watch};
+use crate::key::WindowKey;
+use crate::pipeline::metrics::Metrics;
+use crate::run::execute;
 use crate::stats::Stats;
 
 /// The CRS-11 first-stage capture (SpaceX webcast telemetry, via shahar603/Telemetry-Data).
@@ -43,6 +46,24 @@ fn ms(rfc3339: &str) -> i64 {
     chrono::DateTime::parse_from_rfc3339(rfc3339)
         .expect("a valid constant")
         .timestamp_millis()
+}
+
+/// The windows written for the [`WATCHED`] sensors, kept for display.
+#[derive(Debug, Default)]
+struct Watch {
+    /// (series, window start ms) → statistic.
+    windows: Mutex<BTreeMap<(String, i64), Stats>>,
+}
+
+impl Watch {
+    /// Records a window written if its series is watched.
+    fn record(&self, key: &WindowKey, stats: &Stats) {
+        if WATCHED.contains(&&*key.series) {
+            if let Ok(mut windows) = self.windows.lock() {
+                windows.insert((key.series.to_string(), key.start_ms), *stats);
+            }
+        }
+    }
 }
 
 /// Runs the demo.
@@ -75,11 +96,13 @@ pub fn demo(args: &DemoArgs) -> anyhow::Result<()> {
     let mut config = RunConfig::from_args(&run_args)?;
     config.sink = SinkConfig::from_args(&args.sink)?;
     let timely = timely_config(&run_args.cluster)?;
-    let watch = Arc::new(Watch::new(WATCHED.iter().map(|s| s.to_string()).collect()));
-    let shared = Shared::watching(watch.clone());
+    let watch = Arc::new(Watch::default());
+    let metrics = Arc::new(Metrics::default());
     let done = Arc::new(AtomicBool::new(false));
-    let view = live_view(shared.clone(), done.clone());
-    let summary = execute(config.clone(), timely, shared);
+    let view = live_view(metrics.clone(), watch.clone(), done.clone());
+    let tap = watch.clone();
+    let tap = Arc::new(move |key: &WindowKey, stats: &Stats| tap.record(key, stats));
+    let summary = execute(config.clone(), timely, metrics, Some(tap));
     done.store(true, Relaxed);
     let _ = view.join();
     let summary = summary?;
@@ -130,9 +153,13 @@ fn publish(brokers: &str) -> anyhow::Result<u64> {
 }
 
 /// One line a second: throughput, counts, and the newest minute of the watched sensors.
-fn live_view(shared: Shared, done: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
+fn live_view(
+    metrics: Arc<Metrics>,
+    watch: Arc<Watch>,
+    done: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
-        let m = &shared.metrics;
+        let m = &metrics;
         let mut last = (Instant::now(), 0u64);
         while !done.load(Relaxed) {
             std::thread::sleep(Duration::from_millis(500));
@@ -145,7 +172,7 @@ fn live_view(shared: Shared, done: Arc<AtomicBool>) -> std::thread::JoinHandle<(
                 m.late.load(Relaxed),
                 m.malformed_total(),
             );
-            if let Some(windows) = shared.watch.as_ref().and_then(|w| w.windows.lock().ok()) {
+            if let Ok(windows) = watch.windows.lock() {
                 for series in WATCHED {
                     if let Some((_, s)) = windows.iter().rfind(|((k, _), _)| k == series) {
                         let name = series

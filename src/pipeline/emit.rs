@@ -26,6 +26,7 @@ use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::Operator;
@@ -38,9 +39,9 @@ use crate::key::WindowKey;
 use crate::pipeline::aggregate::Updates;
 use crate::pipeline::aggregate::{Aggregates, Trace};
 use crate::pipeline::epochs::ByEpoch;
+use crate::pipeline::metrics::Metrics;
 use crate::pipeline::progress::{PartitionProgress, PartitionTable, ProgressStash};
 use crate::pipeline::window::Windows;
-use crate::run::Shared;
 use crate::stats::Stats;
 
 /// A window's statistic to write.
@@ -168,14 +169,13 @@ impl Windowing {
         changes: impl IntoIterator<Item = (WindowKey, Stats)>,
         step: Step,
         out: &mut Vec<Decision>,
-        shared: &Shared,
+        metrics: &Metrics,
     ) {
         let rewrite_all = !step.hold && self.held_back;
         for (key, stats) in changes {
             let end = self.windows.end(key.start_ms);
             if end <= self.evicted_below {
-                shared
-                    .metrics
+                metrics
                     .late_expired
                     .fetch_add(stats.count.max(0) as u64, Relaxed);
                 out.push(Decision::Evict((
@@ -243,7 +243,7 @@ pub fn emit<'scope>(
     progress: StreamVec<'scope, u64, PartitionProgress>,
     config: EmitConfig,
     finish: Rc<Cell<bool>>,
-    shared: Shared,
+    metrics: Arc<Metrics>,
 ) -> (Writes<'scope>, Updates<'scope>) {
     let decisions = aggregates
         .binary_frontier::<_, CapacityContainerBuilder<Vec<Decision>>, _, _, _, _>(
@@ -299,7 +299,7 @@ pub fn emit<'scope>(
                         // that has passed a window) does not hold for this one's state.
                         progress_stash.apply_before(time.saturating_add(1), &mut table);
                         let watermark = table.pipeline_watermark();
-                        shared.metrics.watermark_ms.store(watermark, Relaxed);
+                        metrics.watermark_ms.store(watermark, Relaxed);
                         let step = Step {
                             time,
                             // While a restart replays what was written before, windows are
@@ -312,7 +312,7 @@ pub fn emit<'scope>(
                             .into_iter()
                             .filter(|(_, diff)| *diff > 0)
                             .map(|(change, _)| change);
-                        windowing.decide(&mut trace, changes, step, &mut decisions, &shared);
+                        windowing.decide(&mut trace, changes, step, &mut decisions, &metrics);
                         output.session(&cap).give_iterator(decisions.drain(..));
                     }
                     progress_stash
@@ -345,7 +345,7 @@ pub fn emit<'scope>(
                             due: i64::MAX,
                             horizon: i64::MIN,
                         };
-                        windowing.decide(&mut trace, [], step, &mut decisions, &shared);
+                        windowing.decide(&mut trace, [], step, &mut decisions, &metrics);
                         output.session(&*h).give_iterator(decisions.drain(..));
                     }
                     held = None;
@@ -442,7 +442,7 @@ mod tests {
     struct Run {
         windowing: Windowing,
         live: Model,
-        shared: Shared,
+        metrics: Metrics,
         out: Vec<Decision>,
     }
 
@@ -451,7 +451,7 @@ mod tests {
             Run {
                 windowing: Windowing::new(emit, MINUTE, None),
                 live: Model::default(),
-                shared: Shared::default(),
+                metrics: Metrics::default(),
                 out: Vec::new(),
             }
         }
@@ -462,7 +462,7 @@ mod tests {
             self.out.clear();
             let changes = self.live.read(step.time, readings);
             self.windowing
-                .decide(&mut self.live, changes, step, &mut self.out, &self.shared);
+                .decide(&mut self.live, changes, step, &mut self.out, &self.metrics);
             self.live.feed_back(&self.out);
             &self.out
         }
@@ -482,7 +482,7 @@ mod tests {
     /// watermark (and the eviction horizon) past window 0, epochs 2 and 3 only report
     /// progress. Returns what was written: `(epoch, window start, series)`.
     fn two_workers_write(emit_mode: Emit) -> Vec<(u64, i64, String)> {
-        use std::sync::{Arc, Mutex};
+        use std::sync::Mutex;
         use timely::dataflow::operators::vec::{Broadcast, Input};
         use timely::dataflow::operators::{ConnectLoop, Feedback, Inspect, Probe};
 
@@ -509,7 +509,7 @@ mod tests {
                     progress.broadcast(),
                     config,
                     finish,
-                    Shared::default(),
+                    Arc::default(),
                 );
                 evictions.connect_loop(eviction_loop);
                 let (probe, _) = writes
@@ -607,7 +607,7 @@ mod tests {
         );
         let out = run.epoch(step(3, 0, 60_000), &[(0, 5.0)]);
         assert!(matches!(out, [Decision::Evict((_, 4, s))] if s.count == -1));
-        assert_eq!(run.shared.metrics.late_expired.load(Relaxed), 1);
+        assert_eq!(run.metrics.late_expired.load(Relaxed), 1);
     }
 
     #[test]

@@ -1,9 +1,13 @@
-//! Process-wide counters, shared by every worker and read by the progress reporter.
+//! Process-wide counters, shared by every worker and read by the progress reporter. An
+//! event that is counted and logged (a malformed message, a refused point) is one call, so
+//! the log line and its counter cannot drift; its log lines are rate-limited.
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use tracing::warn;
 
 use crate::pipeline::parse::Malformed;
 use crate::pipeline::sink::Refusal;
+use crate::targets;
 
 /// Counters of one process. Cheap to bump from any worker thread.
 #[derive(Debug)]
@@ -26,6 +30,8 @@ pub struct Metrics {
     refused: [AtomicU64; Refusal::ALL.len()],
     /// Lowest pipeline watermark seen by this process's workers, Unix ms (`i64::MIN`: none).
     pub watermark_ms: AtomicI64,
+    /// The second of the last warning logged, Unix s.
+    last_warning_s: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -40,14 +46,34 @@ impl Default for Metrics {
             write_retries: AtomicU64::new(0),
             refused: Default::default(),
             watermark_ms: AtomicI64::new(i64::MIN),
+            last_warning_s: AtomicU64::new(0),
         }
     }
 }
 
 impl Metrics {
-    /// Counts one malformed message.
-    pub fn malformed(&self, reason: Malformed) {
+    /// Counts and logs one malformed message.
+    pub fn malformed(&self, partition: i32, offset: i64, reason: Malformed) {
         self.malformed[reason as usize].fetch_add(1, Relaxed);
+        if self.may_warn() {
+            warn!(target: targets::SOURCE, partition, offset, %reason, "malformed message (counted, and dead-lettered if configured; further ones this second not logged)");
+        }
+    }
+
+    /// Logs a Kafka client error (librdkafka retries on its own).
+    pub fn kafka_error(&self, error: &rdkafka::error::KafkaError) {
+        if self.may_warn() {
+            warn!(target: targets::KAFKA, "Kafka: {error}");
+        }
+    }
+
+    /// At most one warning a second per process, so bad input cannot flood the log.
+    fn may_warn(&self) -> bool {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        self.last_warning_s.swap(now, Relaxed) != now
     }
 
     /// Malformed counts per reason, leaving out reasons never seen.
@@ -59,9 +85,12 @@ impl Metrics {
             .collect()
     }
 
-    /// Counts one point InfluxDB refused.
-    pub fn refused(&self, reason: Refusal) {
+    /// Counts and logs one point InfluxDB refused, with its answer.
+    pub fn refused(&self, worker: usize, reason: Refusal, answer: &str) {
         self.refused[reason as usize].fetch_add(1, Relaxed);
+        if self.may_warn() {
+            warn!(target: targets::SINK, worker, %reason, "InfluxDB refused a point (counted, and dead-lettered if configured; further ones this second not logged): {answer}");
+        }
     }
 
     /// Refused points per reason, leaving out reasons never seen.

@@ -17,23 +17,54 @@ pub mod sink;
 pub mod source;
 pub mod window;
 
+pub mod context;
+pub mod control;
 pub mod epochs;
 pub mod metrics;
 pub mod progress;
 
 use std::cell::Cell;
+use std::collections::BTreeMap;
 use std::rc::Rc;
 use timely::dataflow::operators::vec::Broadcast;
-use timely::dataflow::operators::{ConnectLoop, Feedback};
+use timely::dataflow::operators::{ConnectLoop, Feedback, Inspect};
 use timely::worker::Worker;
 
 use crate::config::RunConfig;
-use crate::run::Shared;
+use crate::kafka::KafkaError;
 use aggregate::aggregate;
+use commit::resume_log::ResumeLog;
 use commit::{commit, intents, CommitConfig};
 use emit::{emit, EmitConfig};
+use progress::ResumePoint;
 use sink::sink;
 use source::{kafka_source, KafkaInput};
+
+pub use context::{Context, Tap};
+
+/// A worker's Kafka clients: its consumer and partitions, and the resume log.
+pub struct Clients {
+    /// The consumer, assigned the worker's partitions, and the dead-letter producer.
+    pub input: KafkaInput,
+    /// Where intents and resume points are recorded.
+    pub resume_log: Rc<ResumeLog>,
+}
+
+impl Clients {
+    /// Connects worker `index` of `peers` (see [`KafkaInput::connect`]) and the resume log.
+    pub fn connect(
+        config: &RunConfig,
+        index: usize,
+        peers: usize,
+        partitions: usize,
+        resume: &BTreeMap<i32, ResumePoint>,
+    ) -> Result<Clients, KafkaError> {
+        Ok(Clients {
+            input: KafkaInput::connect(config, index, peers, partitions, resume)?,
+            resume_log: Rc::new(ResumeLog::connect(&config.kafka)?),
+        })
+    }
+}
 
 /// Builds the pipeline on `worker`. `finish` is read when the sources end: true when every
 /// window is to be finished (`--until-end`), false on a shutdown.
@@ -41,14 +72,15 @@ pub fn build(
     worker: &mut Worker,
     config: Rc<RunConfig>,
     partitions: usize,
-    input: &KafkaInput,
+    clients: &Clients,
     finish: Rc<Cell<bool>>,
     evicted_below: Option<i64>,
-    shared: Shared,
+    context: &Context,
 ) {
     let index = worker.index();
+    let input = &clients.input;
     worker.dataflow::<u64, _, _>(|scope| {
-        let (updates, progress) = kafka_source(scope, input, config.clone(), shared.clone());
+        let (updates, progress) = kafka_source(scope, input, config.clone(), context.clone());
         let progress = progress.broadcast();
         let (eviction_loop, evictions) = scope.feedback(1);
         let (aggregates, trace) = aggregate(updates, evictions);
@@ -65,17 +97,21 @@ pub fn build(
             progress.clone(),
             emit_config,
             finish.clone(),
-            shared.clone(),
+            context.metrics.clone(),
         );
         evictions.connect_loop(eviction_loop);
-        let intents = intents(progress.clone(), input);
+        let writes = match context.tap.clone() {
+            Some(tap) => writes.inspect(move |(key, stats)| tap(key, stats)),
+            None => writes,
+        };
+        let intents = intents(progress.clone(), input, clients.resume_log.clone());
         let acks = sink(
             writes,
             intents,
             config.sink.clone(),
             index,
             input.dead_letters.clone(),
-            shared.clone(),
+            context.clone(),
         );
         let commit_config = CommitConfig {
             topic: config.kafka.topic.clone(),
@@ -84,6 +120,14 @@ pub fn build(
             interval: config.kafka.commit_interval,
             lateness_ms: config.lateness_ms,
         };
-        commit(progress, acks, input, commit_config, finish, shared);
+        commit(
+            progress,
+            acks,
+            input,
+            clients.resume_log.clone(),
+            commit_config,
+            finish,
+            context.control.clone(),
+        );
     });
 }

@@ -11,19 +11,19 @@
 //! carries no data: its frontier is "intents recorded up to", and the sinks wait for it.
 
 use std::collections::BTreeMap;
+use std::rc::Rc;
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::StreamVec;
 use tracing::warn;
 
+use crate::pipeline::commit::resume_log::ResumeLog;
 use crate::pipeline::commit::resume_log::{Saving, CHECK_EVERY};
+use crate::pipeline::epochs::Intents;
 use crate::pipeline::progress::PartitionProgress;
 use crate::pipeline::source::KafkaInput;
 use crate::targets;
-
-/// The intents: an empty stream whose frontier is the epoch recorded up to.
-pub type Intents<'scope> = StreamVec<'scope, u64, ()>;
 
 /// How far ahead of what it has read a partition declares it may have written, in
 /// messages: a new record is needed only every half of this, so the broker sees few
@@ -34,9 +34,9 @@ const LOOKAHEAD: i64 = 50_000;
 pub fn intents<'scope>(
     progress: StreamVec<'scope, u64, PartitionProgress>,
     input: &KafkaInput,
+    resume_log: Rc<ResumeLog>,
 ) -> Intents<'scope> {
     let partitions = input.partitions.clone();
-    let resume_log = input.resume_log.clone();
     let scope = progress.scope();
     progress.unary_frontier::<CapacityContainerBuilder<Vec<()>>, _, _, _>(
         Pipeline,

@@ -6,5 +6,5 @@ pub mod intents;
 pub mod operator;
 pub mod resume_log;
 
-pub use intents::{intents, Intents};
+pub use intents::intents;
 pub use operator::{commit, CommitConfig};

@@ -16,6 +16,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Pipeline;
@@ -23,12 +24,13 @@ use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::StreamVec;
 use tracing::{debug, warn};
 
+use crate::pipeline::commit::resume_log::ResumeLog;
 use crate::pipeline::commit::resume_log::{Saving, CHECK_EVERY};
+use crate::pipeline::control::Control;
+use crate::pipeline::epochs::Acks;
 use crate::pipeline::progress::ResumePoint;
 use crate::pipeline::progress::{PartitionProgress, PartitionTable, ProgressStash};
-use crate::pipeline::sink::Acks;
 use crate::pipeline::source::KafkaInput;
-use crate::run::Shared;
 use crate::targets;
 
 /// Tries of the last resume-point save and group-offset commit, when the dataflow ends.
@@ -54,14 +56,14 @@ pub fn commit<'scope>(
     progress: StreamVec<'scope, u64, PartitionProgress>,
     acks: Acks<'scope>,
     input: &KafkaInput,
+    resume_log: Rc<ResumeLog>,
     config: CommitConfig,
     finish: Rc<Cell<bool>>,
-    shared: Shared,
+    control: Arc<Control>,
 ) {
     let consumer = input.consumer.clone();
     let partitions = input.partitions.clone();
     let dead_letters = input.dead_letters.clone();
-    let resume_log = input.resume_log.clone();
     let scope = progress.scope();
     progress.binary_frontier::<_, CapacityContainerBuilder<Vec<()>>, _, _, _, _>(
         acks,
@@ -154,7 +156,7 @@ pub fn commit<'scope>(
                 debug!(target: targets::COMMIT, partitions = points.len(), "committing");
                 if let Some(dl) = &dead_letters {
                     if let Err(e) = dl.flush() {
-                        shared.fail(e);
+                        control.fail(e);
                         return;
                     }
                 }
@@ -175,7 +177,7 @@ pub fn commit<'scope>(
                     saved = resume_log.save(&points);
                 }
                 if let Err(e) = saved {
-                    shared.fail(e);
+                    control.fail(e);
                     return;
                 }
                 committed.extend(points);

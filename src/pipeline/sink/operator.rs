@@ -22,7 +22,6 @@ use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::Capability;
-use timely::dataflow::StreamVec;
 use timely::scheduling::SyncActivator;
 use tracing::{debug, warn};
 
@@ -31,16 +30,14 @@ use super::{Refusal, WriteError, Writer};
 use crate::config::SinkConfig;
 use crate::key::WindowKey;
 use crate::line_protocol::encode_point;
-use crate::pipeline::commit::intents::Intents;
+use crate::pipeline::context::Context;
 use crate::pipeline::emit::Writes;
 use crate::pipeline::epochs::ByEpoch;
+use crate::pipeline::epochs::{Acks, Intents};
+use crate::pipeline::metrics::Metrics;
 use crate::pipeline::source::DeadLetters;
-use crate::run::{Shared, Watch};
 use crate::stats::Stats;
 use crate::targets;
-
-/// Acknowledgements: an empty stream whose frontier is the durably written epoch.
-pub type Acks<'scope> = StreamVec<'scope, u64, ()>;
 
 /// Jobs handed to the writer thread at once: one being written, one waiting. More epochs
 /// wait in the operator and are coalesced into the next job.
@@ -60,7 +57,7 @@ pub fn sink<'scope>(
     config: SinkConfig,
     index: usize,
     dead_letters: Option<Arc<DeadLetters>>,
-    shared: Shared,
+    context: Context,
 ) -> Acks<'scope> {
     let worker = writes.scope().worker();
     writes.binary_frontier::<_, CapacityContainerBuilder<Vec<()>>, _, _, _, _>(
@@ -74,7 +71,7 @@ pub fn sink<'scope>(
                 config.clone(),
                 index,
                 dead_letters.clone(),
-                shared.clone(),
+                context.clone(),
                 activator,
             );
             let mut pending: ByEpoch<(WindowKey, Stats)> = BTreeMap::new();
@@ -85,7 +82,7 @@ pub fn sink<'scope>(
                     let Some(retained) = cap.retain_least(0) else {
                         return;
                     };
-                    shared.backlog.fetch_add(data.len() as i64, Relaxed);
+                    context.backlog.add(data.len());
                     let entry = pending
                         .entry(*retained.time())
                         .or_insert_with(|| (retained, Vec::new()));
@@ -95,12 +92,12 @@ pub fn sink<'scope>(
                     match result {
                         Ok(()) => {
                             if let Some((_caps, points)) = in_flight.pop_front() {
-                                shared.backlog.fetch_sub(points as i64, Relaxed);
+                                context.backlog.written(points);
                             }
                         }
                         Err(message) => {
                             debug!(target: targets::SINK, worker = index, "sink stopped: {message}");
-                            shared.fail(message);
+                            context.control.fail(message);
                         }
                     }
                 }
@@ -120,7 +117,7 @@ pub fn sink<'scope>(
                 let (caps, epochs): (Vec<_>, Vec<_>) = sealed.into_values().unzip();
                 // What entered the backlog, before coalescing makes it fewer points.
                 let buffered: usize = epochs.iter().map(Vec::len).sum();
-                let job = encode(epochs, &config, shared.watch.as_deref());
+                let job = encode(epochs, &config);
                 debug!(
  target: targets::SINK,
                     worker = index,
@@ -138,7 +135,7 @@ pub fn sink<'scope>(
 
 /// Encodes sealed epochs into request bodies. A key written in several of them is written
 /// once, with its newest value.
-fn encode(epochs: Vec<Vec<(WindowKey, Stats)>>, config: &SinkConfig, watch: Option<&Watch>) -> Job {
+fn encode(epochs: Vec<Vec<(WindowKey, Stats)>>, config: &SinkConfig) -> Job {
     let points: Vec<(WindowKey, Stats)> = if epochs.len() == 1 {
         epochs.into_iter().flatten().collect()
     } else {
@@ -149,9 +146,6 @@ fn encode(epochs: Vec<Vec<(WindowKey, Stats)>>, config: &SinkConfig, watch: Opti
     for chunk in points.chunks(config.batch_size) {
         let mut body = String::with_capacity(chunk.len() * 128);
         for (key, stats) in chunk {
-            if let Some(watch) = watch {
-                watch.record(&key.series, key.start_ms, stats);
-            }
             encode_point(
                 &config.measurement,
                 &key.series,
@@ -174,7 +168,7 @@ fn spawn_writer(
     config: SinkConfig,
     index: usize,
     dead_letters: Option<Arc<DeadLetters>>,
-    shared: Shared,
+    context: Context,
     activator: SyncActivator,
 ) -> (mpsc::Sender<Job>, mpsc::Receiver<Result<(), String>>) {
     let (jobs_tx, jobs_rx) = mpsc::channel::<Job>();
@@ -187,7 +181,7 @@ fn spawn_writer(
                     writer,
                     index,
                     dead_letters,
-                    shared: &shared,
+                    metrics: &context.metrics,
                 };
                 for job in jobs_rx {
                     let mut refused = 0;
@@ -199,7 +193,7 @@ fn spawn_writer(
                             dl.flush().map_err(WriteError::Final)?;
                         }
                     }
-                    shared
+                    context
                         .metrics
                         .points_written
                         .fetch_add(job.points - refused, Relaxed);
@@ -224,7 +218,7 @@ struct Writing<'a> {
     writer: Writer,
     index: usize,
     dead_letters: Option<Arc<DeadLetters>>,
-    shared: &'a Shared,
+    metrics: &'a Metrics,
 }
 
 impl Writing<'_> {
@@ -265,8 +259,7 @@ impl Writing<'_> {
     }
 
     fn refuse(&self, line: &str, reason: Refusal, message: &str) {
-        self.shared.metrics.refused(reason);
-        self.shared.log_refused(self.index, reason, message);
+        self.metrics.refused(self.index, reason, message);
         if let Some(dl) = &self.dead_letters {
             dl.send_refused(line, reason, message);
         }
@@ -278,7 +271,7 @@ impl Writing<'_> {
             match self.writer.write(body) {
                 Ok(()) => return Ok(()),
                 Err(WriteError::Retriable(message)) => {
-                    self.shared.metrics.write_retries.fetch_add(1, Relaxed);
+                    self.metrics.write_retries.fetch_add(1, Relaxed);
                     let delay = backoff.next_delay();
                     warn!(target: targets::SINK,
                         worker = self.index,

@@ -32,11 +32,9 @@ use crate::config::RunConfig;
 use crate::kafka::{client_error, consumer_config, KafkaError, LogContext, METADATA_TIMEOUT};
 use crate::key::WindowKey;
 use crate::pipeline::aggregate::Updates;
-use crate::pipeline::commit::resume_log::ResumeLog;
+use crate::pipeline::context::Context;
 use crate::pipeline::parse::Reading;
-use crate::pipeline::progress::PartitionProgress;
-use crate::pipeline::progress::ResumePoint;
-use crate::run::Shared;
+use crate::pipeline::progress::{PartitionProgress, ResumePoint};
 use crate::stats::Stats;
 
 /// Most messages handled in one activation, so other operators get their turn.
@@ -53,8 +51,6 @@ pub struct KafkaInput {
     pub partitions: Rc<RefCell<OwnedPartitions>>,
     /// The dead-letter producer, shared with the commit operator and the sink.
     pub dead_letters: Option<Arc<DeadLetters>>,
-    /// Where the commit operator records resume points.
-    pub resume_log: Rc<ResumeLog>,
     /// Activated by librdkafka when the consumer's queue gets a message.
     pub wake: Arc<Mutex<Option<SyncActivator>>>,
 }
@@ -130,7 +126,6 @@ impl KafkaInput {
             consumer: Rc::new(consumer),
             partitions: Rc::new(RefCell::new(OwnedPartitions { states })),
             dead_letters: DeadLetters::connect(kafka)?.map(Arc::new),
-            resume_log: Rc::new(ResumeLog::connect(kafka)?),
             wake,
         })
     }
@@ -160,7 +155,7 @@ pub fn kafka_source<'scope>(
     scope: Scope<'scope, u64>,
     input: &KafkaInput,
     config: Rc<RunConfig>,
-    shared: Shared,
+    context: Context,
 ) -> (Updates<'scope>, StreamVec<'scope, u64, PartitionProgress>) {
     let mut builder = OperatorBuilder::new("KafkaSource".to_owned(), scope);
     let address = builder.operator_info().address;
@@ -195,7 +190,7 @@ pub fn kafka_source<'scope>(
             let now = Instant::now();
             let mut owned = partitions.borrow_mut();
             let epoch = current_epoch(config.epoch);
-            let stopping = shared.stop.load(Relaxed);
+            let stopping = context.control.stopping();
             let finished = owned.states.iter().all(PartitionState::finished);
             if epoch > *p_cap.time() || stopping || finished {
                 let mut out = progress_out.activate();
@@ -207,7 +202,7 @@ pub fn kafka_source<'scope>(
             if stopping || finished {
                 if let Some(dl) = dead_letters.take() {
                     if let Err(e) = dl.flush() {
-                        shared.fail(e);
+                        context.control.fail(e);
                     }
                 }
                 updates_cap = None;
@@ -218,7 +213,7 @@ pub fn kafka_source<'scope>(
                 p_cap.downgrade(&epoch);
                 u_cap.downgrade(&epoch);
             }
-            if shared.backlogged() {
+            if context.backlog.full() {
                 activator.activate_after(BACKLOG_POLL);
                 return;
             }
@@ -246,10 +241,10 @@ pub fn kafka_source<'scope>(
                             Ok(reading) => {
                                 let newest_before = state.newest_ms;
                                 if !state.accept(reading.ts_ms, config.lateness_ms) {
-                                    shared.metrics.late.fetch_add(1, Relaxed);
+                                    context.metrics.late.fetch_add(1, Relaxed);
                                     continue;
                                 }
-                                shared.metrics.readings.fetch_add(1, Relaxed);
+                                context.metrics.readings.fetch_add(1, Relaxed);
                                 state.record_for_replay(
                                     message.offset(),
                                     config.windows.last_end(reading.ts_ms),
@@ -263,11 +258,14 @@ pub fn kafka_source<'scope>(
                                 }
                             }
                             Err(reason) => {
-                                shared.metrics.malformed(reason);
-                                shared.log_malformed(message.partition(), message.offset(), reason);
+                                context.metrics.malformed(
+                                    message.partition(),
+                                    message.offset(),
+                                    reason,
+                                );
                                 if let Some(dl) = &dead_letters {
                                     dl.send(&message, reason);
-                                    shared.metrics.dead_lettered.fetch_add(1, Relaxed);
+                                    context.metrics.dead_lettered.fetch_add(1, Relaxed);
                                 }
                             }
                         }
@@ -277,7 +275,7 @@ pub fn kafka_source<'scope>(
                             state.reached_eof();
                         }
                     }
-                    Some(Err(e)) => shared.log_kafka_error(&e),
+                    Some(Err(e)) => context.metrics.kafka_error(&e),
                 }
             }
             if handled == POLL_BUDGET {

@@ -1,0 +1,68 @@
+//! What a cluster of processes needs beside timely: a deadline for connecting, and one clear
+//! line when a process is lost.
+
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+
+use crate::cli::ClusterArgs;
+use crate::exit;
+
+/// timely cannot replace a lost process: its network threads panic ("timely communication
+/// error"), and then every worker ("MergeQueue poisoned"). Exiting is right, as the cluster
+/// is restarted whole and resumes from the resume log; the panics are not a message. The
+/// first such panic prints one line naming the peer and exits [`exit::PEER_LOST`]; any other
+/// panic is reported as usual.
+pub fn exit_when_a_peer_is_lost() {
+    static EXITING: Mutex<()> = Mutex::new(());
+    let usual = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        let thread = std::thread::current();
+        let peer = thread.name().and_then(|name| {
+            name.strip_prefix("timely:recv-")
+                .or_else(|| name.strip_prefix("timely:send-"))
+        });
+        let lost = peer.is_some()
+            || message.contains("timely communication error")
+            || message.contains("MergeQueue poisoned");
+        if !lost {
+            return usual(info);
+        }
+        // The first thread prints and exits; the others wait for the exit.
+        let _first = EXITING.lock();
+        let who = peer.map_or("another process of the cluster".to_owned(), |p| {
+            format!("cluster process {p}")
+        });
+        eprintln!(
+            "maxq: error: lost the connection to {who} ({message}); exiting with code {}: restart every process of the cluster, it resumes from the resume log and writes the points a fault-free run writes",
+            exit::PEER_LOST
+        );
+        std::process::exit(exit::PEER_LOST);
+    }));
+}
+
+/// timely waits for every process of the cluster without a deadline: fail clearly instead
+/// when they are not all there in time.
+pub fn connect_watchdog(cluster: &ClusterArgs, connected: Arc<AtomicBool>) {
+    let timeout = cluster.connect_timeout;
+    let processes = cluster.processes;
+    let hosts = cluster.hostfile.as_ref().map_or_else(
+        || "localhost:2101+index".to_owned(),
+        |h| format!("-h {}", h.display()),
+    );
+    std::thread::spawn(move || {
+        std::thread::sleep(timeout);
+        if !connected.load(Relaxed) {
+            eprintln!(
+                "maxq: error: the -n {processes} processes at {hosts} did not all connect within --connect-timeout {}: start every process with the same -n and -h, each with its own -p, and check that the addresses are reachable",
+                humantime::format_duration(timeout)
+            );
+            std::process::exit(exit::NOT_CONNECTED);
+        }
+    });
+}
