@@ -1,0 +1,187 @@
+//! The emit decision of one epoch, apart from timely: given the keys that changed and the
+//! pipeline's progress, which windows to write and which to evict, read from the live keys
+//! (differential's trace, or a model of it in the tests).
+
+use differential_dataflow::trace::cursor::{cursor_list, Cursor};
+use differential_dataflow::trace::TraceReader;
+use std::sync::atomic::Ordering::Relaxed;
+use timely::progress::Antichain;
+
+use crate::cli::Emit;
+use crate::key::WindowKey;
+use crate::pipeline::aggregate::Trace;
+use crate::pipeline::metrics::Metrics;
+use crate::pipeline::window::Windows;
+use crate::stats::Stats;
+
+/// What the emit operator decides for one key.
+#[derive(Clone, Debug)]
+pub(super) enum Decision {
+    Write(WindowKey, Stats),
+    Evict((WindowKey, u64, Stats)),
+}
+
+/// The live keys and their statistics.
+pub(super) trait Live {
+    /// Calls `f` with every key whose window ends after `after` and at or before `until`,
+    /// in key order, with its statistic accumulated through epoch `at`; keys that
+    /// accumulate to nothing are skipped.
+    fn scan(
+        &mut self,
+        windows: &Windows,
+        after: i64,
+        until: i64,
+        at: u64,
+        f: &mut dyn FnMut(&WindowKey, Stats),
+    );
+}
+
+/// The key order starts at the window start, so the keys of windows ending after `after`
+/// start at this one.
+pub(super) fn first_key_after(windows: &Windows, after: i64) -> WindowKey {
+    WindowKey {
+        start_ms: after.saturating_sub(windows.window_ms).saturating_add(1),
+        series: "".into(),
+    }
+}
+
+impl Live for Trace {
+    fn scan(
+        &mut self,
+        windows: &Windows,
+        after: i64,
+        until: i64,
+        at: u64,
+        f: &mut dyn FnMut(&WindowKey, Stats),
+    ) {
+        let Some(batches) = self.batches_through(Antichain::new().borrow()) else {
+            return;
+        };
+        let (mut cursor, storage) = cursor_list(batches);
+        cursor.seek_key(&storage, &first_key_after(windows, after));
+        while let Some(key) = cursor.get_key(&storage) {
+            if windows.end(key.start_ms) > until {
+                break;
+            }
+            let mut stats = Stats::zero();
+            cursor.map_times(&storage, |time, diff| {
+                if *time <= at {
+                    stats.merge(diff);
+                }
+            });
+            if stats.count != 0 {
+                f(key, stats);
+            }
+            cursor.step_key(&storage);
+        }
+    }
+}
+
+/// What one epoch's decision depends on besides its changes.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Step {
+    /// The epoch: statistics are accumulated through it, evictions happen in the next.
+    pub(super) time: u64,
+    /// A restart is replaying what was written before: nothing is written or evicted.
+    pub(super) hold: bool,
+    /// Windows ending at or before this are final (`i64::MAX` in the final flush).
+    pub(super) due: i64,
+    /// Windows ending at or before this are evicted.
+    pub(super) horizon: i64,
+}
+
+/// What has been written and evicted, by window end.
+pub(super) struct Windowing {
+    emit: Emit,
+    windows: Windows,
+    /// Windows ending at or before this were evicted.
+    evicted_below: i64,
+    /// `--emit final`: windows ending at or before this were written when they became final.
+    written_below: i64,
+    /// `--emit updates`: changes were held back while a restart replayed, so every live key
+    /// is to be written.
+    held_back: bool,
+}
+
+impl Windowing {
+    pub(super) fn new(emit: Emit, windows: Windows, evicted_below: Option<i64>) -> Windowing {
+        Windowing {
+            emit,
+            windows,
+            evicted_below: evicted_below.unwrap_or(i64::MIN),
+            written_below: i64::MIN,
+            held_back: false,
+        }
+    }
+
+    /// Decides epoch `step.time` from the keys that changed in it.
+    pub(super) fn decide(
+        &mut self,
+        live: &mut impl Live,
+        changes: impl IntoIterator<Item = (WindowKey, Stats)>,
+        step: Step,
+        out: &mut Vec<Decision>,
+        metrics: &Metrics,
+    ) {
+        let rewrite_all = !step.hold && self.held_back;
+        for (key, stats) in changes {
+            let end = self.windows.end(key.start_ms);
+            if end <= self.evicted_below {
+                metrics
+                    .late_expired
+                    .fetch_add(stats.count.max(0) as u64, Relaxed);
+                out.push(Decision::Evict((
+                    key,
+                    step.time.saturating_add(1),
+                    Stats::retraction(stats.count),
+                )));
+                continue;
+            }
+            match self.emit {
+                Emit::Updates if step.hold => self.held_back = true,
+                Emit::Updates if !rewrite_all => out.push(Decision::Write(key, stats)),
+                Emit::Updates => {}
+                // Written again after the replay, from the windows evicted up.
+                Emit::Final if step.hold => self.written_below = i64::MIN,
+                // A window already final changed: an idle partition woke.
+                Emit::Final if end <= self.written_below => out.push(Decision::Write(key, stats)),
+                Emit::Final => {}
+            }
+        }
+        if step.hold {
+            return;
+        }
+        let after = self.evicted_below.max(self.written_below);
+        let until = match self.emit {
+            Emit::Updates if rewrite_all => i64::MAX,
+            Emit::Updates => after,
+            Emit::Final => step.due,
+        };
+        if until > after {
+            live.scan(&self.windows, after, until, step.time, &mut |key, stats| {
+                out.push(Decision::Write(key.clone(), stats));
+            });
+        }
+        self.held_back = false;
+        if self.emit == Emit::Final {
+            self.written_below = self.written_below.max(step.due);
+        }
+        if step.horizon > self.evicted_below {
+            let (after, time) = (self.evicted_below, step.time);
+            live.scan(
+                &self.windows,
+                after,
+                step.horizon,
+                time,
+                &mut |key, stats| {
+                    out.push(Decision::Evict((
+                        key.clone(),
+                        time.saturating_add(1),
+                        Stats::retraction(stats.count),
+                    )));
+                },
+            );
+            self.evicted_below = step.horizon;
+        }
+    }
+}
