@@ -5,10 +5,11 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use std::time::Duration;
 use tracing::info;
 
-use maxq::cli::{PublishArgs, StartFrom};
+use maxq::cli::PublishArgs;
 use maxq::commands::generate::{write_json_line, GenerateConfig, GeneratedReading, Generator};
 use maxq::commands::publish::{ensure_topic, PublishReport, Publisher};
 use maxq::config::KafkaConfig;
+use maxq::config::StartAt;
 use maxq::kafka::{consumer_config, partition_count, KafkaError, LogContext, METADATA_TIMEOUT};
 
 /// Samples per second per sensor of the generated telemetry.
@@ -32,7 +33,7 @@ pub fn kafka_config(brokers: &str, topic: &str, group: &str) -> KafkaConfig {
         brokers: brokers.to_owned(),
         topic: topic.to_owned(),
         group: group.to_owned(),
-        start: StartFrom::Earliest,
+        start: StartAt::Earliest,
         until_end: true,
         dead_letter_topic: None,
         resume_topic: "maxq.resume".to_owned(),

@@ -5,7 +5,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::cli::{ClusterArgs, Emit, InfluxApi, RunArgs, SinkArgs, StartFrom};
+use crate::cli::{self, ClusterArgs, InfluxApi, RunArgs, SinkArgs};
 use crate::line_protocol::escape_measurement;
 use crate::pipeline::window::Windows;
 
@@ -40,6 +40,24 @@ impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Secret(..)")
     }
+}
+
+/// Which windows are written when (`--emit`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EmitMode {
+    /// Every window whose aggregate changed, after every epoch.
+    Updates,
+    /// Each window once, when final.
+    Final,
+}
+
+/// Where a partition with neither a resume point nor a committed offset starts (`--start`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StartAt {
+    /// The oldest message still in the partition.
+    Earliest,
+    /// Only messages produced after the start.
+    Latest,
 }
 
 /// Where results go.
@@ -96,7 +114,7 @@ pub struct KafkaConfig {
     /// Consumer group.
     pub group: String,
     /// Start without committed offsets.
-    pub start: StartFrom,
+    pub start: StartAt,
     /// Stop at the end offsets seen at start.
     pub until_end: bool,
     /// Dead-letter topic.
@@ -125,7 +143,7 @@ pub struct RunConfig {
     /// How far a reading's `ts` may be ahead of its record's timestamp, ms.
     pub max_future_ms: i64,
     /// Emission mode.
-    pub emit: Emit,
+    pub emit: EmitMode,
     /// Epoch length.
     pub epoch: Duration,
     /// Output.
@@ -193,7 +211,10 @@ impl RunConfig {
                 brokers: k.brokers.clone(),
                 topic: k.topic.clone(),
                 group: k.group.clone(),
-                start: k.start,
+                start: match k.start {
+                    cli::StartFrom::Earliest => StartAt::Earliest,
+                    cli::StartFrom::Latest => StartAt::Latest,
+                },
                 until_end: k.until_end,
                 dead_letter_topic: k.dead_letter_topic.clone(),
                 resume_topic: k.resume_topic.clone(),
@@ -208,7 +229,10 @@ impl RunConfig {
             idle_timeout: w.idle_timeout,
             max_state_age_ms,
             max_future_ms,
-            emit: w.emit,
+            emit: match w.emit {
+                cli::Emit::Updates => EmitMode::Updates,
+                cli::Emit::Final => EmitMode::Final,
+            },
             epoch: w.epoch,
             sink: SinkConfig::from_args(&args.sink)?,
             progress_interval: args.progress_interval,

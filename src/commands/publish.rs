@@ -80,7 +80,7 @@ fn kafka_config(args: &PublishArgs) -> KafkaConfig {
         brokers: args.brokers.clone(),
         topic: args.topic.clone(),
         group: "maxq-produce".to_owned(),
-        start: crate::cli::StartFrom::Earliest,
+        start: crate::config::StartAt::Earliest,
         until_end: false,
         dead_letter_topic: None,
         resume_topic: String::new(),

@@ -459,7 +459,7 @@ pub fn resume_config(topic: &str, group: &str) -> maxq::config::KafkaConfig {
         brokers: brokers(),
         topic: topic.to_owned(),
         group: group.to_owned(),
-        start: maxq::cli::StartFrom::Earliest,
+        start: maxq::config::StartAt::Earliest,
         until_end: false,
         dead_letter_topic: None,
         resume_topic: "maxq.resume".to_owned(),

@@ -37,7 +37,7 @@ use timely::dataflow::operators::{Capability, OkErr};
 use timely::dataflow::StreamVec;
 use timely::progress::Antichain;
 
-use crate::cli::Emit;
+use crate::config::EmitMode;
 use crate::key::WindowKey;
 use crate::pipeline::aggregate::{Aggregates, Trace, Updates};
 use crate::pipeline::epochs::ByEpoch;
@@ -56,7 +56,7 @@ pub struct EmitConfig {
     /// Window shape.
     pub windows: Windows,
     /// Emission mode.
-    pub emit: Emit,
+    pub emit: EmitMode,
     /// Number of partitions of the topic.
     pub partitions: usize,
     /// `--max-state-age`, ms.

@@ -87,7 +87,7 @@ struct Run {
 }
 
 impl Run {
-    fn new(emit: Emit) -> Run {
+    fn new(emit: EmitMode) -> Run {
         Run {
             windowing: Windowing::new(emit, MINUTE, None),
             live: Model::default(),
@@ -121,7 +121,7 @@ fn written(out: &[Decision]) -> Vec<(i64, i64)> {
 /// each of 8 series, epoch 1 one more into window 1 of one series and moves the
 /// watermark (and the eviction horizon) past window 0, epochs 2 and 3 only report
 /// progress. Returns what was written: `(epoch, window start, series)`.
-fn two_workers_write(emit_mode: Emit) -> Vec<(u64, i64, String)> {
+fn two_workers_write(emit_mode: EmitMode) -> Vec<(u64, i64, String)> {
     use std::sync::Mutex;
     use timely::dataflow::operators::vec::{Broadcast, Input};
     use timely::dataflow::operators::{ConnectLoop, Feedback, Inspect, Probe};
@@ -211,7 +211,7 @@ fn every_window_the_resume_point_passes_is_written_by_its_owner_by_then() {
     // At epoch 1 the eviction horizon, from which the commit computes the resume point,
     // passes window 0: each of its 8 keys must be written, on whichever worker owns it,
     // in an epoch up to 1, although only one key changed in epoch 1.
-    for emit_mode in [Emit::Final, Emit::Updates] {
+    for emit_mode in [EmitMode::Final, EmitMode::Updates] {
         let written = two_workers_write(emit_mode);
         let window_0: Vec<_> = written
             .iter()
@@ -225,7 +225,7 @@ fn every_window_the_resume_point_passes_is_written_by_its_owner_by_then() {
 
 #[test]
 fn final_writes_each_window_once_when_the_watermark_passes_it() {
-    let mut run = Run::new(Emit::Final);
+    let mut run = Run::new(EmitMode::Final);
     let out = run.epoch(step(0, 59_999, i64::MIN), &[(0, 1.0), (60_000, 2.0)]);
     assert!(out.is_empty(), "no window is final yet");
     let out = run.epoch(step(1, 60_000, i64::MIN), &[(0, 3.0)]);
@@ -239,7 +239,7 @@ fn final_writes_each_window_once_when_the_watermark_passes_it() {
 
 #[test]
 fn evicted_windows_are_never_rewritten() {
-    let mut run = Run::new(Emit::Updates);
+    let mut run = Run::new(EmitMode::Updates);
     let out = run.epoch(step(0, 0, 60_000), &[(0, 1.0), (60_000, 1.0)]);
     assert_eq!(written(out), [(0, 1), (60_000, 1)]);
     assert!(matches!(&out[2..], [Decision::Evict((k, 1, s))] if k.start_ms == 0 && s.count == -1));
@@ -250,7 +250,7 @@ fn evicted_windows_are_never_rewritten() {
 
 #[test]
 fn updates_held_back_by_a_replay_are_all_written_once_after_it() {
-    let mut run = Run::new(Emit::Updates);
+    let mut run = Run::new(EmitMode::Updates);
     let held = Step {
         hold: true,
         ..step(0, 0, 0)
@@ -265,7 +265,7 @@ fn updates_held_back_by_a_replay_are_all_written_once_after_it() {
 
 #[test]
 fn the_final_flush_writes_every_window_not_yet_written_once() {
-    let mut run = Run::new(Emit::Final);
+    let mut run = Run::new(EmitMode::Final);
     run.epoch(step(0, 59_999, i64::MIN), &[(0, 1.0), (60_000, 2.0)]);
     let out = run.epoch(step(1, 60_000, i64::MIN), &[(60_000, 3.0)]);
     assert_eq!(written(out), [(0, 1)]);

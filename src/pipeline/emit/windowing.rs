@@ -7,7 +7,7 @@ use differential_dataflow::trace::TraceReader;
 use std::sync::atomic::Ordering::Relaxed;
 use timely::progress::Antichain;
 
-use crate::cli::Emit;
+use crate::config::EmitMode;
 use crate::key::WindowKey;
 use crate::pipeline::aggregate::Trace;
 use crate::pipeline::metrics::Metrics;
@@ -92,7 +92,7 @@ pub(super) struct Step {
 
 /// What has been written and evicted, by window end.
 pub(super) struct Windowing {
-    emit: Emit,
+    emit: EmitMode,
     windows: Windows,
     /// Windows ending at or before this were evicted.
     evicted_below: i64,
@@ -104,7 +104,7 @@ pub(super) struct Windowing {
 }
 
 impl Windowing {
-    pub(super) fn new(emit: Emit, windows: Windows, evicted_below: Option<i64>) -> Windowing {
+    pub(super) fn new(emit: EmitMode, windows: Windows, evicted_below: Option<i64>) -> Windowing {
         Windowing {
             emit,
             windows,
@@ -138,14 +138,16 @@ impl Windowing {
                 continue;
             }
             match self.emit {
-                Emit::Updates if step.hold => self.held_back = true,
-                Emit::Updates if !rewrite_all => out.push(Decision::Write(key, stats)),
-                Emit::Updates => {}
+                EmitMode::Updates if step.hold => self.held_back = true,
+                EmitMode::Updates if !rewrite_all => out.push(Decision::Write(key, stats)),
+                EmitMode::Updates => {}
                 // Written again after the replay, from the windows evicted up.
-                Emit::Final if step.hold => self.written_below = i64::MIN,
+                EmitMode::Final if step.hold => self.written_below = i64::MIN,
                 // A window already final changed: an idle partition woke.
-                Emit::Final if end <= self.written_below => out.push(Decision::Write(key, stats)),
-                Emit::Final => {}
+                EmitMode::Final if end <= self.written_below => {
+                    out.push(Decision::Write(key, stats))
+                }
+                EmitMode::Final => {}
             }
         }
         if step.hold {
@@ -153,9 +155,9 @@ impl Windowing {
         }
         let after = self.evicted_below.max(self.written_below);
         let until = match self.emit {
-            Emit::Updates if rewrite_all => i64::MAX,
-            Emit::Updates => after,
-            Emit::Final => step.due,
+            EmitMode::Updates if rewrite_all => i64::MAX,
+            EmitMode::Updates => after,
+            EmitMode::Final => step.due,
         };
         if until > after {
             live.scan(&self.windows, after, until, step.time, &mut |key, stats| {
@@ -163,7 +165,7 @@ impl Windowing {
             });
         }
         self.held_back = false;
-        if self.emit == Emit::Final {
+        if self.emit == EmitMode::Final {
             self.written_below = self.written_below.max(step.due);
         }
         if step.horizon > self.evicted_below {

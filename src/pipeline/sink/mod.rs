@@ -2,10 +2,12 @@
 //! and the per-worker operator that batches, writes in order and acknowledges epochs.
 
 mod backlog;
+mod check;
 mod operator;
 mod retry;
 mod writer;
 
 pub use backlog::Backlog;
+pub use check::check_server;
 pub use operator::sink;
-pub use writer::{check_server, Refusal, WriteError, Writer};
+pub use writer::{Refusal, WriteError, Writer};

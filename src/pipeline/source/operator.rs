@@ -27,8 +27,7 @@ use timely::dataflow::{Scope, StreamVec};
 use timely::scheduling::SyncActivator;
 
 use super::{DeadLetters, OwnedPartitions, PartitionState};
-use crate::cli::StartFrom;
-use crate::config::RunConfig;
+use crate::config::{RunConfig, StartAt};
 use crate::kafka::{client_error, consumer_config, KafkaError, LogContext, METADATA_TIMEOUT};
 use crate::key::WindowKey;
 use crate::pipeline::aggregate::Updates;
@@ -106,8 +105,8 @@ impl KafkaInput {
                 (Some(point), _) => point.offset.clamp(low, high),
                 (None, Some(Offset::Offset(o))) => o.clamp(low, high),
                 _ => match kafka.start {
-                    StartFrom::Earliest => low,
-                    StartFrom::Latest => high,
+                    StartAt::Earliest => low,
+                    StartAt::Latest => high,
                 },
             };
             assignment
