@@ -8,6 +8,15 @@ use tracing_subscriber::EnvFilter;
 use maxq::cli::{Cli, Command};
 use maxq::exit;
 
+/// Counts per reason as `reason:n,reason:n`.
+fn per_reason(counts: &[(impl std::fmt::Display, u64)]) -> String {
+    counts
+        .iter()
+        .map(|(reason, n)| format!("{reason}:{n}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // The demo draws its own live view; elsewhere the progress lines are the view.
@@ -27,19 +36,9 @@ fn main() -> ExitCode {
             tracing::info!(target: maxq::targets::RUN,
                 readings = summary.readings,
                 late = summary.late,
-                malformed = %summary
-                    .malformed
-                    .iter()
-                    .map(|(reason, n)| format!("{reason}:{n}"))
-                    .collect::<Vec<_>>()
-                    .join(","),
+                malformed = %per_reason(&summary.malformed),
                 points_written = summary.points_written,
-                points_refused = %summary
-                    .refused
-                    .iter()
-                    .map(|(reason, n)| format!("{reason}:{n}"))
-                    .collect::<Vec<_>>()
-                    .join(","),
+                points_refused = %per_reason(&summary.refused),
                 seconds = summary.elapsed.as_secs_f64(),
                 "done"
             );

@@ -5,16 +5,9 @@
 mod common;
 
 use common::*;
-use rdkafka::message::Headers;
 use rdkafka::Message as _;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
-
-fn header(message: &rdkafka::message::BorrowedMessage<'_>, key: &str) -> String {
-    let headers = message.headers().expect("dead letters carry headers");
-    let found = headers.iter().find(|h| h.key == key).expect(key);
-    String::from_utf8(found.value.unwrap().to_vec()).unwrap()
-}
 
 #[test]
 fn malformed_messages_are_dead_lettered_with_origin_and_reason() {

@@ -5,7 +5,6 @@
 mod common;
 
 use common::*;
-use rdkafka::message::Headers;
 use rdkafka::Message as _;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -20,12 +19,6 @@ fn reading(sensor: &str, ts: i64, value: f64) -> Message {
         key: sensor.to_owned(),
         payload: serde_json::json!({"sensor": sensor, "ts": ts, "value": value}).to_string(),
     }
-}
-
-fn header(message: &rdkafka::message::BorrowedMessage<'_>, key: &str) -> String {
-    let headers = message.headers().expect("dead letters carry headers");
-    let found = headers.iter().find(|h| h.key == key).expect(key);
-    String::from_utf8(found.value.unwrap().to_vec()).unwrap()
 }
 
 /// The messages of `topic` (a dead-letter topic), waiting up to 20 s for `count` of them.

@@ -1,19 +1,14 @@
 //! Publishing readings: topic creation and an idempotent producer whose every delivery is
 //! confirmed. Shared by `produce`, `generate --topic` and the demo.
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::error::{KafkaError as RdKafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
-use rdkafka::ClientContext;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use tracing::info;
 
 use crate::cli::PublishArgs;
 use crate::config::KafkaConfig;
-use crate::kafka::{client_config, partition_count, KafkaError};
+use crate::kafka::{client_config, create_topic, partition_count, send_waiting, DeliveryTracker};
 use crate::targets;
 
 /// What a publication did.
@@ -40,37 +35,10 @@ impl std::fmt::Display for PublishReport {
     }
 }
 
-#[derive(Default)]
-struct Deliveries {
-    delivered: AtomicU64,
-    failed: AtomicU64,
-    last_error: Mutex<Option<String>>,
-}
-
-impl ClientContext for Deliveries {}
-
-impl ProducerContext for Deliveries {
-    type DeliveryOpaque = ();
-
-    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
-        match result {
-            Ok(_) => {
-                self.delivered.fetch_add(1, Relaxed);
-            }
-            Err((e, _)) => {
-                self.failed.fetch_add(1, Relaxed);
-                if let Ok(mut last) = self.last_error.lock() {
-                    *last = Some(e.to_string());
-                }
-            }
-        }
-    }
-}
-
 /// An idempotent, `acks=all` producer to one topic.
 pub struct Publisher {
     topic: String,
-    producer: ThreadedProducer<Deliveries>,
+    producer: ThreadedProducer<DeliveryTracker>,
     started: Instant,
     last_report: Mutex<Instant>,
 }
@@ -93,37 +61,18 @@ fn kafka_config(args: &PublishArgs) -> KafkaConfig {
 /// another partition count.
 pub fn ensure_topic(args: &PublishArgs) -> anyhow::Result<()> {
     let kafka = kafka_config(args);
-    let admin: AdminClient<DefaultClientContext> = client_config(&kafka, &[]).create()?;
-    let topic = NewTopic::new(
-        &args.topic,
-        args.partitions as i32,
-        TopicReplication::Fixed(1),
-    );
-    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-    let results =
-        futures::executor::block_on(admin.create_topics([&topic], &options)).map_err(|cause| {
-            KafkaError::Unreachable {
-                brokers: args.brokers.clone(),
-                cause,
-            }
-        })?;
-    for result in results {
-        match result {
-            Ok(_) => {
-                info!(target: targets::PRODUCE, topic = %args.topic, partitions = args.partitions, "created topic")
-            }
-            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {
-                let existing = partition_count(&kafka)?;
-                if existing != args.partitions {
-                    anyhow::bail!(
-                        "topic {:?} exists with {existing} partitions, not --partitions {}: use --partitions {existing} or another --topic",
-                        args.topic,
-                        args.partitions
-                    );
-                }
-            }
-            Err((_, code)) => anyhow::bail!("creating topic {:?}: {code}", args.topic),
-        }
+    let doing = format!("creating topic {:?}", args.topic);
+    if create_topic(&kafka, &args.topic, args.partitions as i32, &[], &doing)? {
+        info!(target: targets::PRODUCE, topic = %args.topic, partitions = args.partitions, "created topic");
+        return Ok(());
+    }
+    let existing = partition_count(&kafka)?;
+    if existing != args.partitions {
+        anyhow::bail!(
+            "topic {:?} exists with {existing} partitions, not --partitions {}: use --partitions {existing} or another --topic",
+            args.topic,
+            args.partitions
+        );
     }
     Ok(())
 }
@@ -149,7 +98,7 @@ impl Publisher {
                 ("compression.type", "lz4"),
             ],
         )
-        .create_with_context(Deliveries::default())?;
+        .create_with_context(DeliveryTracker::default())?;
         Ok(Publisher {
             topic: args.topic.clone(),
             producer,
@@ -160,19 +109,11 @@ impl Publisher {
 
     /// Queues one message, keyed by sensor; waits for queue space rather than drop it.
     pub fn send(&self, key: &str, payload: &[u8]) -> anyhow::Result<()> {
-        let mut record = BaseRecord::<str, [u8]>::to(&self.topic)
+        let record = BaseRecord::<str, [u8]>::to(&self.topic)
             .key(key)
             .payload(payload);
-        loop {
-            match self.producer.send(record) {
-                Ok(()) => break,
-                Err((RdKafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
-                    record = r;
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-                Err((e, _)) => anyhow::bail!("producing to {}: {e}", self.topic),
-            }
-        }
+        send_waiting(&self.producer, record)
+            .map_err(|e| anyhow::anyhow!("producing to {}: {e}", self.topic))?;
         self.report_progress();
         Ok(())
     }
@@ -185,8 +126,8 @@ impl Publisher {
             *last = Instant::now();
             let c = self.producer.context();
             info!(target: targets::PRODUCE,
-                delivered = c.delivered.load(Relaxed),
-                failed = c.failed.load(Relaxed),
+                delivered = c.delivered(),
+                failed = c.failed(),
                 seconds = self.started.elapsed().as_secs(),
                 "producing"
             );
@@ -200,17 +141,12 @@ impl Publisher {
             .map_err(|e| anyhow::anyhow!("waiting for deliveries to {}: {e}", self.topic))?;
         let c = self.producer.context();
         let report = PublishReport {
-            sent: c.delivered.load(Relaxed),
-            failed: c.failed.load(Relaxed),
+            sent: c.delivered(),
+            failed: c.failed(),
             elapsed: self.started.elapsed(),
         };
         if report.failed > 0 {
-            let last = c
-                .last_error
-                .lock()
-                .ok()
-                .and_then(|l| l.clone())
-                .unwrap_or_default();
+            let last = c.last_error().unwrap_or_default();
             anyhow::bail!("{report}; last error: {last}");
         }
         Ok(report)

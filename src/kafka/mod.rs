@@ -1,7 +1,13 @@
-//! Kafka client configuration and the checks made once, before the dataflow starts.
+//! Kafka client configuration, the checks made once before the dataflow starts, and the
+//! helpers every producer shares: topic creation, delivery tracking, waiting for queue
+//! space.
 
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
-use rdkafka::producer::{DeliveryResult, ProducerContext};
+use rdkafka::message::ToBytes;
+use rdkafka::producer::{BaseRecord, DeliveryResult, ProducerContext, ThreadedProducer};
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientConfig, ClientContext};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
@@ -138,6 +144,66 @@ pub fn partition_count(kafka: &KafkaConfig) -> Result<usize, KafkaError> {
     Ok(count)
 }
 
+/// Creates `topic` with `partitions` and the topic `settings` (e.g. compaction); `false`
+/// when it exists already. Errors name what was being done.
+pub fn create_topic(
+    kafka: &KafkaConfig,
+    topic: &str,
+    partitions: i32,
+    settings: &[(&str, &str)],
+    doing: &str,
+) -> Result<bool, KafkaError> {
+    let admin: AdminClient<DefaultClientContext> = client_config(kafka, &[])
+        .create()
+        .map_err(client_error("creating the admin client"))?;
+    let mut new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    for (key, value) in settings {
+        new = new.set(key, value);
+    }
+    let options = AdminOptions::new().operation_timeout(Some(METADATA_TIMEOUT));
+    let results =
+        futures::executor::block_on(admin.create_topics([&new], &options)).map_err(|cause| {
+            KafkaError::Unreachable {
+                brokers: kafka.brokers.clone(),
+                cause,
+            }
+        })?;
+    let mut created = false;
+    for result in results {
+        match result {
+            Ok(_) => created = true,
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((_, code)) => {
+                return Err(client_error(doing)(rdkafka::error::KafkaError::AdminOp(
+                    code,
+                )))
+            }
+        }
+    }
+    Ok(created)
+}
+
+/// Queues `record`, waiting for queue space rather than drop it; the error of a record
+/// that cannot be queued at all.
+pub fn send_waiting<K: ToBytes + ?Sized, P: ToBytes + ?Sized>(
+    producer: &ThreadedProducer<DeliveryTracker>,
+    mut record: BaseRecord<'_, K, P>,
+) -> Result<(), rdkafka::error::KafkaError> {
+    loop {
+        match producer.send(record) {
+            Ok(()) => return Ok(()),
+            Err((
+                rdkafka::error::KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull),
+                r,
+            )) => {
+                record = r;
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err((e, _)) => return Err(e),
+        }
+    }
+}
+
 /// Counts deliveries that failed, keeping the last error for the message, and all that
 /// settled (delivered or failed).
 #[derive(Default)]
@@ -164,6 +230,16 @@ impl DeliveryTracker {
         self.settled.load(Relaxed)
     }
 
+    /// Messages delivered so far.
+    pub fn delivered(&self) -> u64 {
+        self.settled().saturating_sub(self.failed())
+    }
+
+    /// The last failure's message, if any.
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error.lock().ok().and_then(|l| l.clone())
+    }
+
     /// Records a failed send or delivery.
     pub fn fail(&self, error: &rdkafka::error::KafkaError) {
         self.failed.fetch_add(1, Relaxed);
@@ -177,12 +253,7 @@ impl DeliveryTracker {
         match self.failed.load(Relaxed) {
             0 => Ok(()),
             failed => {
-                let last = self
-                    .last_error
-                    .lock()
-                    .ok()
-                    .and_then(|l| l.clone())
-                    .unwrap_or_default();
+                let last = self.last_error().unwrap_or_default();
                 Err(format!(
                     "{failed} messages not delivered (last error: {last})"
                 ))

@@ -64,6 +64,15 @@ pub fn reader(topic: &str) -> rdkafka::consumer::BaseConsumer {
     consumer
 }
 
+/// The value of header `key` of a message (a dead letter's origin or reason).
+pub fn header(message: &rdkafka::message::BorrowedMessage<'_>, key: &str) -> String {
+    use rdkafka::message::Headers;
+    use rdkafka::Message as _;
+    let headers = message.headers().expect("dead letters carry headers");
+    let found = headers.iter().find(|h| h.key == key).expect(key);
+    String::from_utf8(found.value.unwrap().to_vec()).unwrap()
+}
+
 /// One message as produced: its partition and payload.
 #[derive(Clone, Debug)]
 pub struct Message {

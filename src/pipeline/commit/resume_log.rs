@@ -6,8 +6,6 @@
 //! keeps it (tansu drops it), so maxq records it beside the group offsets, before them:
 //! the group offset is for lag tooling, the resume log is what a restart trusts.
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Message, Offset, TopicPartitionList};
@@ -17,7 +15,8 @@ use std::time::{Duration, Instant};
 
 use crate::config::KafkaConfig;
 use crate::kafka::{
-    client_config, client_error, DeliveryTracker, KafkaError, LogContext, METADATA_TIMEOUT,
+    client_config, client_error, create_topic, DeliveryTracker, KafkaError, LogContext,
+    METADATA_TIMEOUT,
 };
 use crate::pipeline::progress::ResumePoint;
 
@@ -42,28 +41,13 @@ fn ensure_topic(
     if exists {
         return Ok(());
     }
-    let admin: AdminClient<DefaultClientContext> = client_config(kafka, &[])
-        .create()
-        .map_err(client_error("creating the admin client"))?;
-    let topic = NewTopic::new(&kafka.resume_topic, 1, TopicReplication::Fixed(1))
-        .set("cleanup.policy", "compact");
-    let options = AdminOptions::new().operation_timeout(Some(METADATA_TIMEOUT));
-    let results = futures::executor::block_on(admin.create_topics([&topic], &options)).map_err(
-        client_error(format!("creating --resume-topic {}", kafka.resume_topic)),
+    create_topic(
+        kafka,
+        &kafka.resume_topic,
+        1,
+        &[("cleanup.policy", "compact")],
+        &format!("creating --resume-topic {}", kafka.resume_topic),
     )?;
-    for result in results {
-        match result {
-            Ok(_) | Err((_, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((_, code)) => {
-                return Err(client_error(format!(
-                    "creating --resume-topic {}",
-                    kafka.resume_topic
-                ))(rdkafka::error::KafkaError::AdminOp(
-                    code,
-                )))
-            }
-        }
-    }
     Ok(())
 }
 

@@ -7,7 +7,7 @@ use rdkafka::Message;
 use std::time::Duration;
 
 use crate::config::KafkaConfig;
-use crate::kafka::{client_config, client_error, DeliveryTracker, KafkaError};
+use crate::kafka::{client_config, client_error, send_waiting, DeliveryTracker, KafkaError};
 use crate::pipeline::parse::Malformed;
 use crate::pipeline::sink::Refusal;
 
@@ -92,25 +92,10 @@ impl DeadLetters {
         self.enqueue(record);
     }
 
-    /// Queues a record; waits for queue space rather than drop it.
-    fn enqueue(&self, mut record: BaseRecord<'_, [u8], [u8]>) {
-        loop {
-            match self.producer.send(record) {
-                Ok(()) => return,
-                Err((
-                    rdkafka::error::KafkaError::MessageProduction(
-                        rdkafka::types::RDKafkaErrorCode::QueueFull,
-                    ),
-                    r,
-                )) => {
-                    record = r;
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-                Err((e, _)) => {
-                    self.producer.context().fail(&e);
-                    return;
-                }
-            }
+    /// Queues a record, waiting for queue space; one that cannot be queued counts as failed.
+    fn enqueue(&self, record: BaseRecord<'_, [u8], [u8]>) {
+        if let Err(e) = send_waiting(&self.producer, record) {
+            self.producer.context().unsent(&e);
         }
     }
 
