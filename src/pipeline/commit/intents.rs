@@ -18,17 +18,13 @@ use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::StreamVec;
 use tracing::warn;
 
+use crate::pipeline::commit::declared::Declared;
 use crate::pipeline::commit::resume_log::ResumeLog;
 use crate::pipeline::commit::resume_log::{Saving, CHECK_EVERY};
 use crate::pipeline::epochs::Intents;
 use crate::pipeline::progress::PartitionProgress;
 use crate::pipeline::source::KafkaInput;
 use crate::targets;
-
-/// How far ahead of what it has read a partition declares it may have written, in
-/// messages: a new record is needed only every half of this, so the broker sees few
-/// writes, and a restart replays at most this much more than was read.
-const LOOKAHEAD: i64 = 50_000;
 
 /// Builds worker's intent operator over the (broadcast) partition progress.
 pub fn intents<'scope>(
@@ -44,16 +40,14 @@ pub fn intents<'scope>(
         move |cap, info| {
             let activator = scope.activator_for(info.address.clone());
             let mut held = Some(cap);
-            // Per epoch, how far each owned partition had read by its end.
-            let mut reached: BTreeMap<u64, BTreeMap<i32, i64>> = BTreeMap::new();
-            let mut latest: BTreeMap<i32, i64> = BTreeMap::new();
-            // What is durably declared, per owned partition, and what is under way.
-            let mut declared: BTreeMap<i32, i64> = partitions
-                .borrow()
-                .states
-                .iter()
-                .map(|s| (s.partition, s.recorded().replay_until))
-                .collect();
+            let mut declared = Declared::new(
+                partitions
+                    .borrow()
+                    .states
+                    .iter()
+                    .map(|s| (s.partition, s.recorded().replay_until))
+                    .collect(),
+            );
             let mut in_flight: Option<(Saving, BTreeMap<i32, i64>)> = None;
             move |(reports, frontier), _output| {
                 reports.for_each(|cap, data| {
@@ -61,17 +55,7 @@ pub fn intents<'scope>(
                         return;
                     };
                     for report in data.drain(..) {
-                        if !declared.contains_key(&report.partition) {
-                            continue;
-                        }
-                        let position = reached
-                            .entry(*time)
-                            .or_default()
-                            .entry(report.partition)
-                            .or_default();
-                        *position = report.next_offset.max(*position);
-                        let newest = latest.entry(report.partition).or_default();
-                        *newest = report.next_offset.max(*newest);
+                        declared.report(*time, report.partition, report.next_offset);
                     }
                 });
                 let Some(cap) = held.as_mut() else {
@@ -81,7 +65,7 @@ pub fn intents<'scope>(
                 if let Some((saving, declaring)) = in_flight.take() {
                     match resume_log.outcome(&saving) {
                         None => in_flight = Some((saving, declaring)),
-                        Some(Ok(())) => declared.extend(declaring),
+                        Some(Ok(())) => declared.recorded(declaring),
                         Some(Err(e)) => {
                             warn!(target: targets::COMMIT, "{e}; epochs past what is recorded wait, trying again");
                             let points = declaring
@@ -94,29 +78,18 @@ pub fn intents<'scope>(
                 }
                 // The epochs complete and covered by what is declared may be written.
                 let upper = frontier.frontier().first().copied().unwrap_or(u64::MAX);
-                while let Some((&time, positions)) = reached.first_key_value() {
-                    let covered = positions.iter().all(|(p, o)| *o <= declared[p]);
-                    if time >= upper || !covered {
-                        break;
-                    }
-                    reached.pop_first();
-                }
-                let next = reached.keys().next().copied().unwrap_or(upper).min(upper);
+                let next = declared.release(upper);
                 if next > *cap.time() {
                     cap.downgrade(&next);
                 }
                 // Declare ahead before reading gets there.
                 if in_flight.is_none() {
-                    let mut declaring = BTreeMap::new();
+                    let declaring = declared.ahead();
                     let mut points = BTreeMap::new();
-                    for (partition, position) in &latest {
-                        if position + LOOKAHEAD / 2 > declared[partition] {
-                            if let Some(state) = owned.get_mut(*partition) {
-                                let target = position + LOOKAHEAD;
-                                state.intended(target);
-                                declaring.insert(*partition, target);
-                                points.insert(*partition, state.recorded());
-                            }
+                    for (partition, target) in &declaring {
+                        if let Some(state) = owned.get_mut(*partition) {
+                            state.intended(*target);
+                            points.insert(*partition, state.recorded());
                         }
                     }
                     if !points.is_empty() {
@@ -125,7 +98,7 @@ pub fn intents<'scope>(
                 }
                 if in_flight.is_some() {
                     activator.activate_after(CHECK_EVERY);
-                } else if upper == u64::MAX && reached.is_empty() {
+                } else if upper == u64::MAX && declared.drained() {
                     held = None;
                 }
             }

@@ -2,6 +2,7 @@
 //! ([`intents`]); once every sink has durably written an epoch, each partition's resume point
 //! and the group offsets are recorded ([`operator`]) in the resume log ([`resume_log`]).
 
+pub mod declared;
 pub mod intents;
 pub mod operator;
 pub mod resume_log;
