@@ -6,6 +6,7 @@ pub mod declared;
 pub mod intents;
 pub mod operator;
 pub mod resume_log;
+pub mod resume_points;
 
 pub use intents::intents;
 pub use operator::{commit, CommitConfig};

@@ -26,10 +26,10 @@ use tracing::{debug, warn};
 
 use crate::pipeline::commit::resume_log::ResumeLog;
 use crate::pipeline::commit::resume_log::{Saving, CHECK_EVERY};
+use crate::pipeline::commit::resume_points::{Commit, ResumePoints};
 use crate::pipeline::control::Control;
 use crate::pipeline::epochs::Acks;
-use crate::pipeline::progress::ResumePoint;
-use crate::pipeline::progress::{PartitionProgress, PartitionTable, ProgressStash};
+use crate::pipeline::progress::PartitionProgress;
 use crate::pipeline::source::KafkaInput;
 use crate::targets;
 
@@ -72,18 +72,19 @@ pub fn commit<'scope>(
         "Commit",
         move |_cap, info| {
             let activator = scope.activator_for(info.address.clone());
-            let mut stash = ProgressStash::default();
-            let mut table = PartitionTable::new(config.partitions, config.max_state_age_ms);
-            let mut last_commit = Instant::now();
-            let mut committed: BTreeMap<i32, ResumePoint> = BTreeMap::new();
+            let mut resume_points = ResumePoints::new(
+                config.partitions,
+                config.max_state_age_ms,
+                config.interval,
+                config.lateness_ms,
+            );
             // The record under way (sent without waiting, so the worker goes on reading),
             // and the group offsets to commit once it is durable.
-            let mut in_flight: Option<(Saving, BTreeMap<i32, ResumePoint>, TopicPartitionList)> =
-                None;
+            let mut in_flight: Option<(Saving, Commit)> = None;
             move |(reports, reports_frontier), (acks, acks_frontier), _output| {
                 reports.for_each(|cap, data| {
                     if let Some(time) = cap.least() {
-                        stash.push(*time, data.drain(..));
+                        resume_points.report(*time, data.drain(..));
                     }
                 });
                 acks.for_each(|_, _| {});
@@ -97,19 +98,20 @@ pub fn commit<'scope>(
                     .first()
                     .copied()
                     .unwrap_or(u64::MAX);
-                stash.apply_before(durable.min(read), &mut table);
+                resume_points.advance(durable, read);
                 let done = durable == u64::MAX && read == u64::MAX;
-                if let Some((saving, points, offsets)) = in_flight.take() {
+                if let Some((saving, commit)) = in_flight.take() {
                     match resume_log.outcome(&saving) {
                         None if !done => {
-                            in_flight = Some((saving, points, offsets));
+                            in_flight = Some((saving, commit));
                             activator.activate_after(CHECK_EVERY);
                             return;
                         }
                         // The last commit below records everything again anyway.
                         None => {}
                         Some(Ok(())) => {
-                            committed.extend(points);
+                            let offsets = group_offsets(&config.topic, &commit.offsets);
+                            resume_points.recorded(commit.points);
                             if let Err(e) = consumer.commit(&offsets, CommitMode::Async) {
                                 debug!(target: targets::COMMIT, "committing group offsets failed (the resume log has them): {e}");
                             }
@@ -117,43 +119,15 @@ pub fn commit<'scope>(
                         Some(Err(e)) => warn!(target: targets::COMMIT, "{e}; trying again at the next commit"),
                     }
                 }
-                if !done && last_commit.elapsed() < config.interval {
+                let Some(commit) = resume_points.due(
+                    Instant::now(),
+                    done,
+                    finish.get(),
+                    &mut partitions.borrow_mut().states,
+                ) else {
                     return;
-                }
-                // While a restart replays, its windows are not written: nothing it has read
-                // may be recorded as final or evicted. The point it started from stands.
-                if table.replaying() {
-                    return;
-                }
-                last_commit = Instant::now();
-                let horizon = if done && finish.get() {
-                    i64::MAX
-                } else {
-                    table.eviction_horizon()
                 };
-                let mut points = BTreeMap::new();
-                let mut offsets = TopicPartitionList::new();
-                for state in partitions.borrow_mut().states.iter_mut() {
-                    let Some(report) = table.get(state.partition) else {
-                        continue;
-                    };
-                    let point = state.resume_point(horizon, report, config.lateness_ms);
-                    if committed.get(&state.partition) != Some(&point) {
-                        points.insert(state.partition, point);
-                        // The group offset says how far the run has read and durably
-                        // accounted for, so lag tools see a caught-up pipeline near 0;
-                        // where a restart replays from is the resume point's business.
-                        let _ = offsets.add_partition_offset(
-                            &config.topic,
-                            state.partition,
-                            Offset::Offset(report.next_offset),
-                        );
-                    }
-                }
-                if points.is_empty() {
-                    return;
-                }
-                debug!(target: targets::COMMIT, partitions = points.len(), "committing");
+                debug!(target: targets::COMMIT, partitions = commit.points.len(), "committing");
                 if let Some(dl) = &dead_letters {
                     if let Err(e) = dl.flush() {
                         control.fail(e);
@@ -163,24 +137,25 @@ pub fn commit<'scope>(
                 if !done {
                     // A failed save is tried again at the next commit, with what is
                     // durable then.
-                    in_flight = Some((resume_log.send(&points), points, offsets));
+                    in_flight = Some((resume_log.send(&commit.points), commit));
                     activator.activate_after(CHECK_EVERY);
                     return;
                 }
                 // The last one waits, with a few tries, as there is no next commit.
-                let mut saved = resume_log.save(&points);
+                let mut saved = resume_log.save(&commit.points);
                 for _ in 1..FINAL_COMMIT_ATTEMPTS {
                     if saved.is_ok() {
                         break;
                     }
                     std::thread::sleep(Duration::from_millis(200));
-                    saved = resume_log.save(&points);
+                    saved = resume_log.save(&commit.points);
                 }
                 if let Err(e) = saved {
                     control.fail(e);
                     return;
                 }
-                committed.extend(points);
+                let offsets = group_offsets(&config.topic, &commit.offsets);
+                resume_points.recorded(commit.points);
                 for attempt in 1..=FINAL_COMMIT_ATTEMPTS {
                     match consumer.commit(&offsets, CommitMode::Sync) {
                         Ok(()) => {
@@ -199,4 +174,16 @@ pub fn commit<'scope>(
             }
         },
     );
+}
+
+/// The group offsets of `topic` to commit.
+fn group_offsets(topic: &str, offsets: &BTreeMap<i32, i64>) -> TopicPartitionList {
+    let mut list = TopicPartitionList::new();
+    for (partition, offset) in offsets {
+        // The group offset says how far the run has read and durably accounted for, so
+        // lag tools see a caught-up pipeline near 0; where a restart replays from is the
+        // resume point's business.
+        let _ = list.add_partition_offset(topic, *partition, Offset::Offset(*offset));
+    }
+    list
 }
