@@ -403,3 +403,6 @@ pub fn timely_config(c: &ClusterArgs) -> Result<timely::Config, ConfigError> {
         worker,
     })
 }
+
+#[cfg(test)]
+mod tests;
