@@ -10,7 +10,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::child::{spawn, Usage};
-use super::preload::{kafka_config, partition_offsets};
+use super::preload::{connection, partition_offsets};
 use crate::cli::BenchConsumeArgs;
 use maxq::kafka::{consumer_config, LogContext};
 use maxq::pipeline::parse::Reading;
@@ -46,9 +46,9 @@ impl std::str::FromStr for Consumed {
 pub fn consume(args: &BenchConsumeArgs) -> anyhow::Result<Consumed> {
     let offsets = partition_offsets(&args.brokers, &args.topic)?
         .ok_or_else(|| anyhow::anyhow!("topic {:?} does not exist", args.topic))?;
-    let kafka = kafka_config(&args.brokers, &args.topic, "maxq-bench-ceiling");
+    let connection = connection(&args.brokers);
     let consumer: BaseConsumer<LogContext> =
-        consumer_config(&kafka).create_with_context(LogContext)?;
+        consumer_config(&connection, "maxq-bench-ceiling").create_with_context(LogContext)?;
     let mut assignment = TopicPartitionList::new();
     let mut remaining = 0;
     for &(p, low, high) in &offsets {

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use super::child::{spawn, Usage};
 use super::embedded::Broker;
 use super::pipeline::{run_args, MEASUREMENT};
-use super::preload::{kafka_config, partition_offsets};
+use super::preload::{connection, partition_offsets};
 use super::proxy::{Ack, WriteProxy};
 use super::stream::{self, Live, Probe, PROBE_SENSOR, UNIT};
 use maxq::kafka::{consumer_config, LogContext};
@@ -184,7 +184,7 @@ impl ProbeReceiver {
         topic: &str,
         settings: &[(&str, &str)],
     ) -> anyhow::Result<ProbeReceiver> {
-        let mut config = consumer_config(&kafka_config(brokers, topic, "maxq-bench-probes"));
+        let mut config = consumer_config(&connection(brokers), "maxq-bench-probes");
         config.set("enable.partition.eof", "false");
         for (key, value) in settings {
             config.set(*key, *value);

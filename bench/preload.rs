@@ -8,9 +8,8 @@ use tracing::info;
 use maxq::cli::PublishArgs;
 use maxq::commands::generate::{write_json_line, GenerateConfig, GeneratedReading, Generator};
 use maxq::commands::publish::{ensure_topic, PublishReport, Publisher};
-use maxq::config::KafkaConfig;
-use maxq::config::StartAt;
-use maxq::kafka::{consumer_config, partition_count, KafkaError, LogContext, METADATA_TIMEOUT};
+use maxq::config::Connection;
+use maxq::kafka::{consumer_config, topic_partitions, LogContext, METADATA_TIMEOUT};
 
 /// Samples per second per sensor of the generated telemetry.
 pub const HZ: f64 = 10.0;
@@ -27,17 +26,10 @@ pub struct Loaded {
     pub loaded_in: Option<Duration>,
 }
 
-/// The settings of a plain client of `topic` on `brokers`.
-pub fn kafka_config(brokers: &str, topic: &str, group: &str) -> KafkaConfig {
-    KafkaConfig {
+/// The connection of a plain client of `brokers`.
+pub fn connection(brokers: &str) -> Connection {
+    Connection {
         brokers: brokers.to_owned(),
-        topic: topic.to_owned(),
-        group: group.to_owned(),
-        start: StartAt::Earliest,
-        until_end: true,
-        dead_letter_topic: None,
-        resume_topic: "maxq.resume".to_owned(),
-        commit_interval: Duration::from_secs(5),
         librdkafka: Vec::new(),
     }
 }
@@ -47,14 +39,12 @@ pub fn partition_offsets(
     brokers: &str,
     topic: &str,
 ) -> anyhow::Result<Option<Vec<(i32, i64, i64)>>> {
-    let kafka = kafka_config(brokers, topic, "maxq-bench");
-    let partitions = match partition_count(&kafka) {
-        Ok(n) => n,
-        Err(KafkaError::MissingTopic { .. }) => return Ok(None),
-        Err(e) => return Err(e.into()),
+    let connection = connection(brokers);
+    let Some(partitions) = topic_partitions(&connection, topic)? else {
+        return Ok(None);
     };
     let consumer: BaseConsumer<LogContext> =
-        consumer_config(&kafka).create_with_context(LogContext)?;
+        consumer_config(&connection, "maxq-bench").create_with_context(LogContext)?;
     let mut offsets = Vec::with_capacity(partitions);
     for p in 0..partitions as i32 {
         let (low, high) = consumer.fetch_watermarks(topic, p, METADATA_TIMEOUT)?;

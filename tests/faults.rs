@@ -160,10 +160,8 @@ fn a_broker_restart_mid_run_is_survived_without_loss() {
         !influx_points(&db, "telemetry_1m").is_empty()
     });
 
-    let config = maxq::config::KafkaConfig {
-        brokers: brokers.clone(),
-        ..resume_config(&topic, &group)
-    };
+    let mut config = resume_config(&topic, &group);
+    config.connection.brokers = brokers.clone();
     let before = committed(&config);
     tansu.down();
     std::thread::sleep(Duration::from_secs(5));

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use tracing::info;
 
 use crate::cli::PublishArgs;
-use crate::config::KafkaConfig;
-use crate::kafka::{client_config, create_topic, partition_count, send_waiting, DeliveryTracker};
+use crate::config::Connection;
+use crate::kafka::{client_config, create_topic, send_waiting, topic_partitions, DeliveryTracker};
 use crate::targets;
 
 /// What a publication did.
@@ -43,16 +43,9 @@ pub struct Publisher {
     last_report: Mutex<Instant>,
 }
 
-fn kafka_config(args: &PublishArgs) -> KafkaConfig {
-    KafkaConfig {
+fn connection(args: &PublishArgs) -> Connection {
+    Connection {
         brokers: args.brokers.clone(),
-        topic: args.topic.clone(),
-        group: "maxq-produce".to_owned(),
-        start: crate::config::StartAt::Earliest,
-        until_end: false,
-        dead_letter_topic: None,
-        resume_topic: String::new(),
-        commit_interval: Duration::ZERO,
         librdkafka: args.librdkafka.clone(),
     }
 }
@@ -60,13 +53,19 @@ fn kafka_config(args: &PublishArgs) -> KafkaConfig {
 /// Creates `--topic` with `--partitions` if it does not exist; an error if it exists with
 /// another partition count.
 pub fn ensure_topic(args: &PublishArgs) -> anyhow::Result<()> {
-    let kafka = kafka_config(args);
+    let connection = connection(args);
     let doing = format!("creating topic {:?}", args.topic);
-    if create_topic(&kafka, &args.topic, args.partitions as i32, &[], &doing)? {
+    if create_topic(
+        &connection,
+        &args.topic,
+        args.partitions as i32,
+        &[],
+        &doing,
+    )? {
         info!(target: targets::PRODUCE, topic = %args.topic, partitions = args.partitions, "created topic");
         return Ok(());
     }
-    let existing = partition_count(&kafka)?;
+    let existing = topic_partitions(&connection, &args.topic)?.unwrap_or_default();
     if existing != args.partitions {
         anyhow::bail!(
             "topic {:?} exists with {existing} partitions, not --partitions {}: use --partitions {existing} or another --topic",
@@ -86,9 +85,8 @@ impl Publisher {
 
     /// Connects to an existing topic.
     pub fn open(args: &PublishArgs) -> anyhow::Result<Publisher> {
-        let kafka = kafka_config(args);
         let producer = client_config(
-            &kafka,
+            &connection(args),
             &[
                 ("enable.idempotence", "true"),
                 ("acks", "all"),

@@ -104,11 +104,20 @@ pub struct SinkConfig {
     pub buffer_points: i64,
 }
 
-/// Kafka settings.
+/// Where Kafka is and how to talk to it: what every client needs.
 #[derive(Clone, Debug)]
-pub struct KafkaConfig {
+pub struct Connection {
     /// Bootstrap brokers.
     pub brokers: String,
+    /// Raw librdkafka settings, applied last.
+    pub librdkafka: Vec<(String, String)>,
+}
+
+/// `maxq run`'s Kafka settings.
+#[derive(Clone, Debug)]
+pub struct KafkaConfig {
+    /// The brokers and client settings.
+    pub connection: Connection,
     /// Input topic.
     pub topic: String,
     /// Consumer group.
@@ -123,8 +132,6 @@ pub struct KafkaConfig {
     pub resume_topic: String,
     /// Commit period.
     pub commit_interval: Duration,
-    /// Raw librdkafka settings, applied last.
-    pub librdkafka: Vec<(String, String)>,
 }
 
 /// Everything `maxq run` needs.
@@ -208,7 +215,10 @@ impl RunConfig {
         }
         Ok(RunConfig {
             kafka: KafkaConfig {
-                brokers: k.brokers.clone(),
+                connection: Connection {
+                    brokers: k.brokers.clone(),
+                    librdkafka: resolve_env_values(&k.librdkafka)?,
+                },
                 topic: k.topic.clone(),
                 group: k.group.clone(),
                 start: match k.start {
@@ -219,7 +229,6 @@ impl RunConfig {
                 dead_letter_topic: k.dead_letter_topic.clone(),
                 resume_topic: k.resume_topic.clone(),
                 commit_interval: k.commit_interval,
-                librdkafka: resolve_env_values(&k.librdkafka)?,
             },
             windows: Windows {
                 window_ms,

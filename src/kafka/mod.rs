@@ -14,7 +14,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 use tracing::warn;
 
-use crate::config::KafkaConfig;
+use crate::config::{Connection, KafkaConfig};
 use crate::targets;
 
 /// How long start-up metadata requests may take before the broker counts as unreachable.
@@ -73,24 +73,25 @@ impl ClientContext for LogContext {
 impl ConsumerContext for LogContext {}
 
 /// Base client settings: brokers, then every `-X`, so that `-X` can override anything.
-pub fn client_config(kafka: &KafkaConfig, extra: &[(&str, &str)]) -> ClientConfig {
+pub fn client_config(connection: &Connection, extra: &[(&str, &str)]) -> ClientConfig {
     let mut config = ClientConfig::new();
-    config.set("bootstrap.servers", &kafka.brokers);
+    config.set("bootstrap.servers", &connection.brokers);
     for (k, v) in extra {
         config.set(*k, *v);
     }
-    for (k, v) in &kafka.librdkafka {
+    for (k, v) in &connection.librdkafka {
         config.set(k, v);
     }
     config
 }
 
-/// Settings of the per-worker consumers: manual assignment, offsets committed by maxq only.
-pub fn consumer_config(kafka: &KafkaConfig) -> ClientConfig {
+/// Settings of the per-worker consumers of `group`: manual assignment, offsets committed
+/// by maxq only.
+pub fn consumer_config(connection: &Connection, group: &str) -> ClientConfig {
     client_config(
-        kafka,
+        connection,
         &[
-            ("group.id", kafka.group.as_str()),
+            ("group.id", group),
             ("enable.auto.commit", "false"),
             ("enable.auto.offset.store", "false"),
             ("enable.partition.eof", "true"),
@@ -110,34 +111,38 @@ pub fn client_error(
     move |cause| KafkaError::Client { context, cause }
 }
 
+/// Number of partitions of `topic`; `None` when it does not exist.
+pub fn topic_partitions(connection: &Connection, topic: &str) -> Result<Option<usize>, KafkaError> {
+    let consumer: BaseConsumer<LogContext> = client_config(connection, &[])
+        .create_with_context(LogContext)
+        .map_err(client_error("creating the consumer"))?;
+    let metadata = consumer
+        .fetch_metadata(Some(topic), METADATA_TIMEOUT)
+        .map_err(|cause| KafkaError::Unreachable {
+            brokers: connection.brokers.clone(),
+            cause,
+        })?;
+    Ok(metadata
+        .topics()
+        .iter()
+        .find(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty())
+        .map(|t| t.partitions().len()))
+}
+
 /// Number of partitions of `--topic`, failing clearly when the broker, the topic or the
 /// `--dead-letter-topic` is missing.
 pub fn partition_count(kafka: &KafkaConfig) -> Result<usize, KafkaError> {
-    let consumer: BaseConsumer<LogContext> = consumer_config(kafka)
-        .create_with_context(LogContext)
-        .map_err(client_error("creating the consumer"))?;
-    let partitions = |topic: &str| -> Result<Option<usize>, KafkaError> {
-        let metadata = consumer
-            .fetch_metadata(Some(topic), METADATA_TIMEOUT)
-            .map_err(|cause| KafkaError::Unreachable {
-                brokers: kafka.brokers.clone(),
-                cause,
-            })?;
-        Ok(metadata
-            .topics()
-            .iter()
-            .find(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty())
-            .map(|t| t.partitions().len()))
-    };
-    let count = partitions(&kafka.topic)?.ok_or_else(|| KafkaError::MissingTopic {
-        topic: kafka.topic.clone(),
-        brokers: kafka.brokers.clone(),
-    })?;
+    let connection = &kafka.connection;
+    let count =
+        topic_partitions(connection, &kafka.topic)?.ok_or_else(|| KafkaError::MissingTopic {
+            topic: kafka.topic.clone(),
+            brokers: connection.brokers.clone(),
+        })?;
     if let Some(topic) = &kafka.dead_letter_topic {
-        if partitions(topic)?.is_none() {
+        if topic_partitions(connection, topic)?.is_none() {
             return Err(KafkaError::MissingDeadLetterTopic {
                 topic: topic.clone(),
-                brokers: kafka.brokers.clone(),
+                brokers: connection.brokers.clone(),
             });
         }
     }
@@ -147,13 +152,13 @@ pub fn partition_count(kafka: &KafkaConfig) -> Result<usize, KafkaError> {
 /// Creates `topic` with `partitions` and the topic `settings` (e.g. compaction); `false`
 /// when it exists already. Errors name what was being done.
 pub fn create_topic(
-    kafka: &KafkaConfig,
+    connection: &Connection,
     topic: &str,
     partitions: i32,
     settings: &[(&str, &str)],
     doing: &str,
 ) -> Result<bool, KafkaError> {
-    let admin: AdminClient<DefaultClientContext> = client_config(kafka, &[])
+    let admin: AdminClient<DefaultClientContext> = client_config(connection, &[])
         .create()
         .map_err(client_error("creating the admin client"))?;
     let mut new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
@@ -164,7 +169,7 @@ pub fn create_topic(
     let results =
         futures::executor::block_on(admin.create_topics([&new], &options)).map_err(|cause| {
             KafkaError::Unreachable {
-                brokers: kafka.brokers.clone(),
+                brokers: connection.brokers.clone(),
                 cause,
             }
         })?;

@@ -465,7 +465,10 @@ pub fn strs(args: &[String]) -> Vec<&str> {
 /// The resume-log settings of `group` reading `topic`, as a restarted run would read them.
 pub fn resume_config(topic: &str, group: &str) -> maxq::config::KafkaConfig {
     maxq::config::KafkaConfig {
-        brokers: brokers(),
+        connection: maxq::config::Connection {
+            brokers: brokers(),
+            librdkafka: Vec::new(),
+        },
         topic: topic.to_owned(),
         group: group.to_owned(),
         start: maxq::config::StartAt::Earliest,
@@ -473,7 +476,6 @@ pub fn resume_config(topic: &str, group: &str) -> maxq::config::KafkaConfig {
         dead_letter_topic: None,
         resume_topic: "maxq.resume".to_owned(),
         commit_interval: std::time::Duration::from_secs(5),
-        librdkafka: Vec::new(),
     }
 }
 

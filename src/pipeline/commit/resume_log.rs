@@ -42,7 +42,7 @@ fn ensure_topic(
         return Ok(());
     }
     create_topic(
-        kafka,
+        &kafka.connection,
         &kafka.resume_topic,
         1,
         &[("cleanup.policy", "compact")],
@@ -54,7 +54,7 @@ fn ensure_topic(
 /// Reads the resume points of `--group` for `--topic`, by partition.
 pub fn load(kafka: &KafkaConfig) -> Result<BTreeMap<i32, ResumePoint>, KafkaError> {
     let consumer: BaseConsumer<LogContext> = client_config(
-        kafka,
+        &kafka.connection,
         &[
             ("group.id", "maxq-resume-reader"),
             ("enable.auto.commit", "false"),
@@ -164,7 +164,7 @@ impl ResumeLog {
 
     fn producer(kafka: &KafkaConfig) -> Result<BaseProducer<DeliveryTracker>, KafkaError> {
         client_config(
-            kafka,
+            &kafka.connection,
             // Ordered without the idempotent producer: one request in flight. A retried
             // record written twice is harmless (the newest record per key wins, and a
             // duplicate lands before anything newer). Not idempotent because acquiring a

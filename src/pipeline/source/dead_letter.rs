@@ -25,7 +25,7 @@ impl DeadLetters {
             return Ok(None);
         };
         let producer = client_config(
-            kafka,
+            &kafka.connection,
             &[
                 ("enable.idempotence", "true"),
                 ("acks", "all"),

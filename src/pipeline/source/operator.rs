@@ -65,9 +65,10 @@ impl KafkaInput {
         resume: &BTreeMap<i32, ResumePoint>,
     ) -> Result<Self, KafkaError> {
         let kafka = &config.kafka;
-        let mut consumer: BaseConsumer<LogContext> = consumer_config(kafka)
-            .create_with_context(LogContext)
-            .map_err(client_error("creating the consumer"))?;
+        let mut consumer: BaseConsumer<LogContext> =
+            consumer_config(&kafka.connection, &kafka.group)
+                .create_with_context(LogContext)
+                .map_err(client_error("creating the consumer"))?;
         let wake: Arc<Mutex<Option<SyncActivator>>> = Arc::default();
         let woken = wake.clone();
         consumer.set_nonempty_callback(move || {
