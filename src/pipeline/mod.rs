@@ -8,18 +8,18 @@
 //!      └──progress (broadcast)──────────────────────────────┴─────────────────────────────┘
 //! ```
 
-pub mod aggregate;
-pub mod commit;
-pub mod emit;
-pub mod lateness;
+pub(crate) mod source;
 pub mod parse;
+pub(crate) mod lateness;
+pub(crate) mod window;
+pub(crate) mod aggregate;
+pub(crate) mod emit;
 pub mod sink;
-pub mod source;
-pub mod window;
+pub mod commit;
 
-pub mod context;
-pub mod control;
-pub mod epochs;
+pub(crate) mod context;
+pub(crate) mod control;
+pub(crate) mod epochs;
 pub mod metrics;
 pub mod progress;
 

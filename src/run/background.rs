@@ -46,9 +46,8 @@ const TRIM_EVERY: Duration = Duration::from_secs(1);
 
 /// Hands glibc's free heap pages back to the system every [`TRIM_EVERY`]. Differential's
 /// merges free large batches among small allocations that stay live (the series strings),
-/// and glibc keeps such freed memory in its arenas: about 100 bytes per live key of RSS at
-/// 1 M keys were free memory (`maxq bench --sections memory`: 232 bytes per key without
-/// this, 147 with it). `malloc_trim` returns whole free pages anywhere in the heap. Other
+/// and glibc keeps such freed memory in its arenas, a large share of the RSS per live key
+/// (`maxq-bench --sections memory` shows it with and without). `malloc_trim` returns whole free pages anywhere in the heap. Other
 /// allocators than glibc's have no such call, and need none.
 pub fn start_trimmer() -> Option<Background> {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]

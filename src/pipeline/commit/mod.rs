@@ -2,11 +2,11 @@
 //! ([`intents`]); once every sink has durably written an epoch, each partition's resume point
 //! and the group offsets are recorded ([`operator`]) in the resume log ([`resume_log`]).
 
-pub mod declared;
-pub mod intents;
-pub mod operator;
+pub(crate) mod declared;
+pub(crate) mod intents;
+pub(crate) mod resume_points;
+pub(crate) mod operator;
 pub mod resume_log;
-pub mod resume_points;
 
-pub use intents::intents;
-pub use operator::{commit, CommitConfig};
+pub(crate) use intents::intents;
+pub(crate) use operator::{commit, CommitConfig};

@@ -124,8 +124,7 @@ pub fn load(kafka: &KafkaConfig) -> Result<BTreeMap<i32, ResumePoint>, KafkaErro
 
 /// A worker's writer of resume points. Its producer is polled by whoever asks about a save
 /// (not by a polling thread of its own, which would wake up all the time: rdkafka's
-/// `ThreadedProducer` spins for the last millisecond of every 100 ms poll, about 2 % of a
-/// core on an idle run).
+/// `ThreadedProducer` spins for the last millisecond of every poll, even on an idle run).
 pub struct ResumeLog {
     kafka: KafkaConfig,
     prefix: String,

@@ -5,5 +5,5 @@ mod operator;
 mod partition;
 
 pub use dead_letter::DeadLetters;
-pub use operator::{current_epoch, kafka_source, KafkaInput};
+pub use operator::{kafka_source, KafkaInput};
 pub use partition::{OwnedPartitions, PartitionState};

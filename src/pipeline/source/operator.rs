@@ -140,7 +140,7 @@ fn unix_ms() -> u128 {
 }
 
 /// The epoch that wall-clock time is in now.
-pub fn current_epoch(epoch: Duration) -> u64 {
+fn current_epoch(epoch: Duration) -> u64 {
     (unix_ms() / epoch.as_millis().max(1)) as u64
 }
 
