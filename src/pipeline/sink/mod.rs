@@ -2,6 +2,7 @@
 //! and the per-worker operator that batches, writes in order and acknowledges epochs.
 
 mod backlog;
+mod batches;
 mod check;
 mod operator;
 mod retry;

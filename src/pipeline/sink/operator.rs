@@ -14,7 +14,7 @@
 //! written). Only errors that no retry can fix (credentials, a missing database or bucket)
 //! stop the pipeline.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -25,6 +25,7 @@ use timely::dataflow::operators::Capability;
 use timely::scheduling::SyncActivator;
 use tracing::{debug, warn};
 
+use super::batches::Batches;
 use super::retry::Backoff;
 use super::{Refusal, WriteError, Writer};
 use crate::config::SinkConfig;
@@ -32,16 +33,11 @@ use crate::key::WindowKey;
 use crate::line_protocol::encode_point;
 use crate::pipeline::context::Context;
 use crate::pipeline::emit::Writes;
-use crate::pipeline::epochs::ByEpoch;
 use crate::pipeline::epochs::{Acks, Intents};
 use crate::pipeline::metrics::Metrics;
 use crate::pipeline::source::DeadLetters;
 use crate::stats::Stats;
 use crate::targets;
-
-/// Jobs handed to the writer thread at once: one being written, one waiting. More epochs
-/// wait in the operator and are coalesced into the next job.
-const MAX_JOBS_IN_FLIGHT: usize = 2;
 
 /// Sealed epochs, encoded.
 struct Job {
@@ -50,7 +46,7 @@ struct Job {
 }
 
 /// Builds worker `index`'s sink. It writes an epoch only once every worker has recorded
-/// its intent to ([`crate::intent`]); refused points go to `dead_letters`.
+/// its intent to ([`crate::pipeline::commit::intents`]); refused points go to `dead_letters`.
 pub fn sink<'scope>(
     writes: Writes<'scope>,
     intents: Intents<'scope>,
@@ -74,8 +70,7 @@ pub fn sink<'scope>(
                 context.clone(),
                 activator,
             );
-            let mut pending: ByEpoch<(WindowKey, Stats)> = BTreeMap::new();
-            let mut in_flight: VecDeque<(Vec<Capability<u64>>, u64)> = VecDeque::new();
+            let mut batches: Batches<Capability<u64>> = Batches::default();
             move |(input, frontier), (intents, intents_frontier), _output| {
                 intents.for_each(|_, _| {});
                 input.for_each(|cap, data| {
@@ -83,15 +78,13 @@ pub fn sink<'scope>(
                         return;
                     };
                     context.backlog.add(data.len());
-                    let entry = pending
-                        .entry(*retained.time())
-                        .or_insert_with(|| (retained, Vec::new()));
-                    entry.1.append(data);
+                    let time = *retained.time();
+                    batches.add(time, || retained, data);
                 });
                 while let Ok(result) = done.try_recv() {
                     match result {
                         Ok(()) => {
-                            if let Some((_caps, points)) = in_flight.pop_front() {
+                            if let Some(points) = batches.written() {
                                 context.backlog.written(points);
                             }
                         }
@@ -101,33 +94,25 @@ pub fn sink<'scope>(
                         }
                     }
                 }
-                if in_flight.len() >= MAX_JOBS_IN_FLIGHT {
-                    return;
-                }
                 let upper = [frontier.frontier(), intents_frontier.frontier()]
                     .iter()
                     .filter_map(|f| f.first().copied())
                     .min()
                     .unwrap_or(u64::MAX);
-                let later = pending.split_off(&upper);
-                let sealed = std::mem::replace(&mut pending, later);
-                if sealed.is_empty() {
+                let Some(epochs) = batches.seal(upper) else {
                     return;
-                }
-                let (caps, epochs): (Vec<_>, Vec<_>) = sealed.into_values().unzip();
-                // What entered the backlog, before coalescing makes it fewer points.
-                let buffered: usize = epochs.iter().map(Vec::len).sum();
+                };
                 let job = encode(epochs, &config);
                 debug!(
- target: targets::SINK,
+                    target: targets::SINK,
                     worker = index,
                     points = job.points,
                     requests = job.bodies.len(),
                     "writing"
                 );
-                if jobs.send(job).is_ok() {
-                    in_flight.push_back((caps, buffered as u64));
-                }
+                // A writer thread that stopped has said why (a fatal error: the run stops);
+                // the job's epochs stay held, so nothing unwritten is committed.
+                let _ = jobs.send(job);
             }
         },
     )
