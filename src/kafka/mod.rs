@@ -113,10 +113,44 @@ pub fn client_error(
 
 /// Number of partitions of `topic`; `None` when it does not exist.
 pub fn topic_partitions(connection: &Connection, topic: &str) -> Result<Option<usize>, KafkaError> {
-    let consumer: BaseConsumer<LogContext> = client_config(connection, &[])
+    partitions_of(&metadata_client(connection)?, connection, topic)
+}
+
+/// Number of partitions of `--topic`, failing clearly when the broker, the topic or the
+/// `--dead-letter-topic` is missing.
+pub fn partition_count(kafka: &KafkaConfig) -> Result<usize, KafkaError> {
+    let connection = &kafka.connection;
+    let client = metadata_client(connection)?;
+    let count = partitions_of(&client, connection, &kafka.topic)?.ok_or_else(|| {
+        KafkaError::MissingTopic {
+            topic: kafka.topic.clone(),
+            brokers: connection.brokers.clone(),
+        }
+    })?;
+    if let Some(topic) = &kafka.dead_letter_topic {
+        if partitions_of(&client, connection, topic)?.is_none() {
+            return Err(KafkaError::MissingDeadLetterTopic {
+                topic: topic.clone(),
+                brokers: connection.brokers.clone(),
+            });
+        }
+    }
+    Ok(count)
+}
+
+/// A client for metadata look-ups.
+fn metadata_client(connection: &Connection) -> Result<BaseConsumer<LogContext>, KafkaError> {
+    client_config(connection, &[])
         .create_with_context(LogContext)
-        .map_err(client_error("creating the consumer"))?;
-    let metadata = consumer
+        .map_err(client_error("creating the consumer"))
+}
+
+fn partitions_of(
+    client: &BaseConsumer<LogContext>,
+    connection: &Connection,
+    topic: &str,
+) -> Result<Option<usize>, KafkaError> {
+    let metadata = client
         .fetch_metadata(Some(topic), METADATA_TIMEOUT)
         .map_err(|cause| KafkaError::Unreachable {
             brokers: connection.brokers.clone(),
@@ -127,26 +161,6 @@ pub fn topic_partitions(connection: &Connection, topic: &str) -> Result<Option<u
         .iter()
         .find(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty())
         .map(|t| t.partitions().len()))
-}
-
-/// Number of partitions of `--topic`, failing clearly when the broker, the topic or the
-/// `--dead-letter-topic` is missing.
-pub fn partition_count(kafka: &KafkaConfig) -> Result<usize, KafkaError> {
-    let connection = &kafka.connection;
-    let count =
-        topic_partitions(connection, &kafka.topic)?.ok_or_else(|| KafkaError::MissingTopic {
-            topic: kafka.topic.clone(),
-            brokers: connection.brokers.clone(),
-        })?;
-    if let Some(topic) = &kafka.dead_letter_topic {
-        if topic_partitions(connection, topic)?.is_none() {
-            return Err(KafkaError::MissingDeadLetterTopic {
-                topic: topic.clone(),
-                brokers: connection.brokers.clone(),
-            });
-        }
-    }
-    Ok(count)
 }
 
 /// Creates `topic` with `partitions` and the topic `settings` (e.g. compaction); `false`
