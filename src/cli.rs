@@ -42,15 +42,20 @@ pub enum Command {
 #[command(next_help_heading = "Kafka")]
 pub struct BrokerArgs {
     /// Bootstrap brokers, comma-separated `host:port`.
-    #[arg(long, value_name = "LIST", default_value = "localhost:9092")]
+    #[arg(
+        env = "MAXQ_BROKERS",
+        long,
+        value_name = "LIST",
+        default_value = "localhost:9092"
+    )]
     pub brokers: String,
 
     /// Partitions of the topic when it has to be created.
-    #[arg(long, value_name = "N", default_value_t = 8)]
+    #[arg(env = "MAXQ_PARTITIONS", long, value_name = "N", default_value_t = 8)]
     pub partitions: usize,
 
     /// Any librdkafka setting, e.g. `-X security.protocol=SASL_SSL`; repeatable, applied last.
-    #[arg(short = 'X', value_name = "KEY=VALUE", value_parser = key_value)]
+    #[arg(env = "MAXQ_LIBRDKAFKA", hide_env_values = true, short = 'X', value_name = "KEY=VALUE", value_parser = key_value)]
     pub librdkafka: Vec<(String, String)>,
 }
 
@@ -97,11 +102,16 @@ pub struct ProduceArgs {
     pub files: Vec<PathBuf>,
 
     /// Input format (detected when obvious).
-    #[arg(long, value_enum)]
+    #[arg(env = "MAXQ_FORMAT", long, value_enum)]
     pub format: Option<InputFormat>,
 
     /// Topic to publish to (created with --partitions if absent).
-    #[arg(long, value_name = "NAME", default_value = "telemetry")]
+    #[arg(
+        env = "MAXQ_TOPIC",
+        long,
+        value_name = "NAME",
+        default_value = "telemetry"
+    )]
     pub topic: String,
 
     /// Broker settings.
@@ -109,35 +119,45 @@ pub struct ProduceArgs {
     pub broker: BrokerArgs,
 
     /// SpaceX format: the launch's T+0, RFC 3339 (CRS-11: 2017-06-03T21:07:38Z).
-    #[arg(long, value_name = "TIME", default_value = "2017-06-03T21:07:38Z")]
+    #[arg(
+        env = "MAXQ_LAUNCH_TIME",
+        long,
+        value_name = "TIME",
+        default_value = "2017-06-03T21:07:38Z"
+    )]
     pub launch_time: String,
 
     /// SpaceX format: sensor name prefix, e.g. `stage1` gives `stage1.velocity`.
-    #[arg(long, value_name = "PREFIX", default_value = "stage1")]
+    #[arg(
+        env = "MAXQ_STAGE",
+        long,
+        value_name = "PREFIX",
+        default_value = "stage1"
+    )]
     pub stage: String,
 
     /// Readings per second (default: as fast as possible).
-    #[arg(long, value_name = "R", conflicts_with = "realtime")]
+    #[arg(env = "MAXQ_RATE", long, value_name = "R", conflicts_with = "realtime")]
     pub rate: Option<f64>,
 
     /// At the recorded pace (see --speed).
-    #[arg(long)]
+    #[arg(env = "MAXQ_REALTIME", long)]
     pub realtime: bool,
 
     /// With --realtime: how many times faster than recorded.
-    #[arg(long, value_name = "X", default_value_t = 1.0)]
+    #[arg(env = "MAXQ_SPEED", long, value_name = "X", default_value_t = 1.0)]
     pub speed: f64,
 
     /// Replay forever, each round shifted in time past the previous one.
-    #[arg(long = "loop")]
+    #[arg(env = "MAXQ_LOOP", long = "loop")]
     pub r#loop: bool,
 
     /// Shift timestamps so that the first reading is now.
-    #[arg(long)]
+    #[arg(env = "MAXQ_REBASE_NOW", long)]
     pub rebase_now: bool,
 
     /// Count and skip malformed input lines instead of failing on the first.
-    #[arg(long)]
+    #[arg(env = "MAXQ_SKIP_BAD", long)]
     pub skip_bad: bool,
 }
 
@@ -145,35 +165,45 @@ pub struct ProduceArgs {
 #[derive(Debug, Args)]
 pub struct GenerateArgs {
     /// Number of sensors.
-    #[arg(long, value_name = "N", default_value_t = 100)]
+    #[arg(env = "MAXQ_SENSORS", long, value_name = "N", default_value_t = 100)]
     pub sensors: usize,
 
     /// Samples per second per sensor.
-    #[arg(long, value_name = "HZ", default_value_t = 10.0)]
+    #[arg(env = "MAXQ_HZ", long, value_name = "HZ", default_value_t = 10.0)]
     pub hz: f64,
 
     /// Flight time covered.
-    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = duration)]
+    #[arg(env = "MAXQ_DURATION", long, value_name = "DURATION", default_value = "10m", value_parser = duration)]
     pub duration: Duration,
 
     /// Seed: the same seed gives the same bytes.
-    #[arg(long, default_value_t = 1)]
+    #[arg(env = "MAXQ_SEED", long, default_value_t = 1)]
     pub seed: u64,
 
     /// T+0, RFC 3339.
-    #[arg(long, value_name = "TIME", default_value = "2026-11-25T12:00:00Z")]
+    #[arg(
+        env = "MAXQ_LAUNCH_TIME",
+        long,
+        value_name = "TIME",
+        default_value = "2026-11-25T12:00:00Z"
+    )]
     pub launch_time: String,
 
     /// Write JSON lines here instead of standard output.
-    #[arg(long, value_name = "FILE", conflicts_with = "topic")]
+    #[arg(
+        env = "MAXQ_OUTPUT",
+        long,
+        value_name = "FILE",
+        conflicts_with = "topic"
+    )]
     pub output: Option<PathBuf>,
 
     /// Publish to this Kafka topic instead of writing JSON lines.
-    #[arg(long, value_name = "NAME")]
+    #[arg(env = "MAXQ_TOPIC", long, value_name = "NAME")]
     pub topic: Option<String>,
 
     /// With --topic: readings per second (default: as fast as possible).
-    #[arg(long, value_name = "R", requires = "topic")]
+    #[arg(env = "MAXQ_RATE", long, value_name = "R", requires = "topic")]
     pub rate: Option<f64>,
 
     /// Broker settings (with --topic).
@@ -185,7 +215,13 @@ pub struct GenerateArgs {
 #[derive(Debug, Args)]
 pub struct DemoArgs {
     /// Worker threads.
-    #[arg(short = 'w', long = "workers", value_name = "N", default_value_t = 2)]
+    #[arg(
+        env = "MAXQ_WORKERS",
+        short = 'w',
+        long = "workers",
+        value_name = "N",
+        default_value_t = 2
+    )]
     pub workers: usize,
 
     /// Output.
@@ -217,12 +253,12 @@ pub struct RunArgs {
     pub sink: SinkArgs,
 
     /// How often each worker logs progress (readings/s, late, malformed, watermark lag).
-    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = duration)]
+    #[arg(env = "MAXQ_PROGRESS_INTERVAL", long, value_name = "DURATION", default_value = "5s", value_parser = duration)]
     pub progress_interval: Duration,
 
     /// After SIGINT/SIGTERM, exit non-zero if flushing has not finished this soon: what was
     /// not written is not committed, and a restart replays it. A second signal exits at once.
-    #[arg(long, value_name = "DURATION", default_value = "4s", value_parser = duration)]
+    #[arg(env = "MAXQ_SHUTDOWN_TIMEOUT", long, value_name = "DURATION", default_value = "4s", value_parser = duration)]
     pub shutdown_timeout: Duration,
 }
 
@@ -231,28 +267,58 @@ pub struct RunArgs {
 #[command(next_help_heading = "Cluster (timely)")]
 pub struct ClusterArgs {
     /// Worker threads per process.
-    #[arg(short = 'w', long = "workers", value_name = "N", default_value_t = 1)]
+    #[arg(
+        env = "MAXQ_WORKERS",
+        short = 'w',
+        long = "workers",
+        value_name = "N",
+        default_value_t = 1
+    )]
     pub workers: usize,
 
     /// Number of processes.
-    #[arg(short = 'n', long = "processes", value_name = "N", default_value_t = 1)]
+    #[arg(
+        env = "MAXQ_PROCESSES",
+        short = 'n',
+        long = "processes",
+        value_name = "N",
+        default_value_t = 1
+    )]
     pub processes: usize,
 
-    /// Index of this process, in `0..processes`.
+    /// Index of this process, in `0..processes` (default 0; with `--peers dns:…`, found).
     #[arg(
+        env = "MAXQ_PROCESS",
         short = 'p',
         long = "process",
-        value_name = "INDEX",
-        default_value_t = 0
+        value_name = "INDEX"
     )]
-    pub process: usize,
+    pub process: Option<usize>,
 
     /// File with one `host:port` per line, process 0 first; default `localhost:2101+index`.
-    #[arg(short = 'h', long = "hostfile", value_name = "FILE")]
+    #[arg(
+        env = "MAXQ_HOSTFILE",
+        short = 'h',
+        long = "hostfile",
+        value_name = "FILE"
+    )]
     pub hostfile: Option<PathBuf>,
 
-    /// With several processes: give up when the others are not all connected this soon.
-    #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = duration)]
+    /// The processes' addresses without a hostfile. `dns:NAME:PORT` (compose's `--scale`,
+    /// a headless Service): resolve NAME until it answers with -n addresses, sort them, and
+    /// take this process's index from the one that is its own. `HOST{}:PORT` (a
+    /// StatefulSet, e.g. `pipeline-{}.pipeline:2101`): `{}` is each index, `-p` is this one.
+    #[arg(
+        env = "MAXQ_PEERS",
+        long,
+        value_name = "SPEC",
+        conflicts_with = "hostfile"
+    )]
+    pub peers: Option<String>,
+
+    /// With several processes: give up when the others are not all connected (or, with
+    /// `--peers dns:…`, not all found) this soon.
+    #[arg(env = "MAXQ_CONNECT_TIMEOUT", long, value_name = "DURATION", default_value = "15s", value_parser = duration)]
     pub connect_timeout: Duration,
 }
 
@@ -270,42 +336,63 @@ pub enum StartFrom {
 #[command(next_help_heading = "Kafka")]
 pub struct KafkaArgs {
     /// Bootstrap brokers, comma-separated `host:port`.
-    #[arg(long, value_name = "LIST", default_value = "localhost:9092")]
+    #[arg(
+        env = "MAXQ_BROKERS",
+        long,
+        value_name = "LIST",
+        default_value = "localhost:9092"
+    )]
     pub brokers: String,
 
     /// Topic to read.
-    #[arg(long, value_name = "NAME", default_value = "telemetry")]
+    #[arg(
+        env = "MAXQ_TOPIC",
+        long,
+        value_name = "NAME",
+        default_value = "telemetry"
+    )]
     pub topic: String,
 
     /// Consumer group: offsets are committed under it (for restarts and lag tooling).
-    #[arg(long, value_name = "NAME", default_value = "maxq")]
+    #[arg(env = "MAXQ_GROUP", long, value_name = "NAME", default_value = "maxq")]
     pub group: String,
 
     /// Where to start when the group has no committed offset.
-    #[arg(long, value_name = "WHERE", value_enum, default_value = "earliest")]
+    #[arg(
+        env = "MAXQ_START",
+        long,
+        value_name = "WHERE",
+        value_enum,
+        default_value = "earliest"
+    )]
     pub start: StartFrom,
 
     /// Read every partition up to the end offset it had at start, finish every window,
     /// flush, commit and exit: batch and backfill mode.
-    #[arg(long)]
+    #[arg(env = "MAXQ_UNTIL_END", long)]
     pub until_end: bool,
 
     /// Forward malformed messages here, with their partition, offset and reason as headers.
-    #[arg(long, value_name = "TOPIC")]
+    #[arg(env = "MAXQ_DEAD_LETTER_TOPIC", long, value_name = "TOPIC")]
     pub dead_letter_topic: Option<String>,
 
     /// Topic where maxq records, per partition, where a restart resumes (created if absent).
-    #[arg(long, value_name = "TOPIC", default_value = "maxq.resume")]
+    #[arg(
+        env = "MAXQ_RESUME_TOPIC",
+        long,
+        value_name = "TOPIC",
+        default_value = "maxq.resume"
+    )]
     pub resume_topic: String,
 
     /// Commit offsets this often (only what every worker's sink has durably written).
-    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = duration)]
+    #[arg(env = "MAXQ_COMMIT_INTERVAL", long, value_name = "DURATION", default_value = "5s", value_parser = duration)]
     pub commit_interval: Duration,
 
     /// Any librdkafka setting, e.g. `-X security.protocol=SASL_SSL`; repeatable, applied last.
     /// `-X sasl.password=env:KAFKA_PASSWORD` reads the value from that environment variable,
     /// keeping secrets off the command line.
-    #[arg(short = 'X', value_name = "KEY=VALUE", value_parser = key_value)]
+    #[arg(env = "MAXQ_LIBRDKAFKA", hide_env_values = true, short = 'X', value_name = "KEY=VALUE", value_parser = key_value)]
     pub librdkafka: Vec<(String, String)>,
 }
 
@@ -324,40 +411,46 @@ pub enum Emit {
 #[command(next_help_heading = "Windows")]
 pub struct WindowArgs {
     /// Window length; windows are aligned to the Unix epoch.
-    #[arg(long, value_name = "DURATION", default_value = "1m", value_parser = event_duration)]
+    #[arg(env = "MAXQ_WINDOW", long, value_name = "DURATION", default_value = "1m", value_parser = event_duration)]
     pub window: Duration,
 
     /// Distance between window starts (default: the window, i.e. tumbling windows).
-    #[arg(long, value_name = "DURATION", value_parser = event_duration)]
+    #[arg(env = "MAXQ_SLIDE", long, value_name = "DURATION", value_parser = event_duration)]
     pub slide: Option<Duration>,
 
     /// A reading more than this older than the newest before it in its partition is late
     /// and dropped.
-    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = event_duration)]
+    #[arg(env = "MAXQ_LATENESS", long, value_name = "DURATION", default_value = "5s", value_parser = event_duration)]
     pub lateness: Duration,
 
     /// A partition caught up to its end with no data for this long stops holding the
     /// watermark back.
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = duration)]
+    #[arg(env = "MAXQ_IDLE_TIMEOUT", long, value_name = "DURATION", default_value = "10s", value_parser = duration)]
     pub idle_timeout: Duration,
 
     /// Event-time age after which a window's state is evicted even if an idle partition
     /// could still change it; such readings are then counted as late-expired.
-    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = event_duration)]
+    #[arg(env = "MAXQ_MAX_STATE_AGE", long, value_name = "DURATION", default_value = "1h", value_parser = event_duration)]
     pub max_state_age: Duration,
 
     /// A reading whose `ts` is more than this ahead of its Kafka record's timestamp is
     /// malformed (`future_ts`), so one bad clock cannot move event time for everyone; must
     /// be shorter than `--max-state-age`.
-    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = event_duration)]
+    #[arg(env = "MAXQ_MAX_FUTURE", long, value_name = "DURATION", default_value = "10m", value_parser = event_duration)]
     pub max_future: Duration,
 
     /// Which windows are written when.
-    #[arg(long, value_name = "WHEN", value_enum, default_value = "updates")]
+    #[arg(
+        env = "MAXQ_EMIT",
+        long,
+        value_name = "WHEN",
+        value_enum,
+        default_value = "updates"
+    )]
     pub emit: Emit,
 
     /// Length of one epoch: readings of an epoch are aggregated and written together.
-    #[arg(long, value_name = "DURATION", default_value = "250ms", value_parser = duration)]
+    #[arg(env = "MAXQ_EPOCH", long, value_name = "DURATION", default_value = "250ms", value_parser = duration)]
     pub epoch: Duration,
 }
 
@@ -376,48 +469,74 @@ pub enum InfluxApi {
 pub struct SinkArgs {
     /// InfluxDB base URL, e.g. `http://localhost:8086`; without it line protocol goes to
     /// files under `--output-dir`, one per worker.
-    #[arg(long, value_name = "URL")]
+    #[arg(env = "MAXQ_INFLUX_URL", long, value_name = "URL")]
     pub influx_url: Option<String>,
 
     /// InfluxDB write API.
-    #[arg(long, value_name = "VERSION", value_enum, default_value = "v2")]
+    #[arg(
+        env = "MAXQ_INFLUX_API",
+        long,
+        value_name = "VERSION",
+        value_enum,
+        default_value = "v2"
+    )]
     pub influx_api: InfluxApi,
 
     /// v2 organization.
-    #[arg(long, value_name = "ORG")]
+    #[arg(env = "MAXQ_INFLUX_ORG", long, value_name = "ORG")]
     pub influx_org: Option<String>,
 
     /// v2 bucket.
-    #[arg(long, value_name = "BUCKET")]
+    #[arg(env = "MAXQ_INFLUX_BUCKET", long, value_name = "BUCKET")]
     pub influx_bucket: Option<String>,
 
     /// v1 database.
-    #[arg(long, value_name = "DB")]
+    #[arg(env = "MAXQ_INFLUX_DB", long, value_name = "DB")]
     pub influx_db: Option<String>,
 
     /// v1 retention policy (default: the database's default).
-    #[arg(long, value_name = "RP")]
+    #[arg(env = "MAXQ_INFLUX_RP", long, value_name = "RP")]
     pub influx_rp: Option<String>,
 
     /// Measurement the aggregates are written to.
-    #[arg(long, value_name = "NAME", default_value = "telemetry_1m")]
+    #[arg(
+        env = "MAXQ_MEASUREMENT",
+        long,
+        value_name = "NAME",
+        default_value = "telemetry_1m"
+    )]
     pub measurement: String,
 
     /// Most points in one write request.
-    #[arg(long, value_name = "N", default_value_t = 5000)]
+    #[arg(
+        env = "MAXQ_BATCH_SIZE",
+        long,
+        value_name = "N",
+        default_value_t = 5000
+    )]
     pub batch_size: usize,
 
     /// Points waiting to be written (per process) above which reading Kafka pauses, so an
     /// InfluxDB outage costs bounded memory.
-    #[arg(long, value_name = "POINTS", default_value_t = 2_000_000)]
+    #[arg(
+        env = "MAXQ_SINK_BUFFER",
+        long,
+        value_name = "POINTS",
+        default_value_t = 2_000_000
+    )]
     pub sink_buffer: i64,
 
     /// Timeout of one write request (timeouts are retried with backoff).
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = duration)]
+    #[arg(env = "MAXQ_INFLUX_TIMEOUT", long, value_name = "DURATION", default_value = "10s", value_parser = duration)]
     pub influx_timeout: Duration,
 
     /// Directory of the line-protocol files written when there is no `--influx-url`.
-    #[arg(long, value_name = "DIR", default_value = "maxq-out")]
+    #[arg(
+        env = "MAXQ_OUTPUT_DIR",
+        long,
+        value_name = "DIR",
+        default_value = "maxq-out"
+    )]
     pub output_dir: PathBuf,
 }
 

@@ -37,7 +37,12 @@ fn readme_opens_with_the_two_commands_and_ci_runs_the_second() {
 
 #[test]
 fn readme_reference_is_the_run_help() {
-    let out = Command::new(env!("CARGO_BIN_EXE_maxq"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_maxq"));
+    // `--help` shows the values of the MAXQ_… variables that are set.
+    for (name, _) in std::env::vars().filter(|(n, _)| n.starts_with("MAXQ_")) {
+        command.env_remove(name);
+    }
+    let out = command
         .args(["run", "--help"])
         .env("COLUMNS", "100")
         .output()
@@ -57,4 +62,31 @@ fn readme_reference_is_the_run_help() {
         section, expected,
         "regenerate the README section from `COLUMNS=100 maxq run --help`"
     );
+}
+
+#[test]
+fn readme_and_compose_name_the_same_org_and_bucket() {
+    let readme = read("README.md");
+    let compose = read("docker-compose.yml");
+    let default = |name: &str| {
+        let start = compose.find(&format!("${{{name}:-")).unwrap() + name.len() + 4;
+        compose[start..].split('}').next().unwrap().to_owned()
+    };
+    for (flag, name) in [
+        ("--influx-org", "INFLUX_ORG"),
+        ("--influx-bucket", "INFLUX_BUCKET"),
+    ] {
+        let value = default(name);
+        let named: Vec<&str> = readme
+            .split(&format!("{flag} "))
+            .skip(1)
+            .map(|rest| rest.split_whitespace().next().unwrap())
+            .filter(|v| !v.starts_with('<'))
+            .collect();
+        assert!(!named.is_empty(), "the README shows no {flag}");
+        assert!(
+            named.iter().all(|v| *v == value),
+            "{flag}: {named:?} vs compose {value}"
+        );
+    }
 }

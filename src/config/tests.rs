@@ -54,11 +54,34 @@ fn each_error_names_the_flag_and_the_fix() {
         (vec!["-n", "2", "-p", "2"], "-p 2 is not a process index for -n 2: use 0..1"),
         (vec!["-n", "2", "-h", "/nonexistent/hosts"], "-h /nonexistent/hosts: cannot read the hostfile"),
         (vec!["-n", "2", "-h", one_host], "lists 1 hosts but -n is 2: one host:port line per process"),
+        (vec!["-n", "0"], "-n must be at least 1 process"),
+        (vec!["-n", "2", "--peers", "dns:pipeline"], "--peers dns:pipeline is not dns:NAME:PORT"),
+        (vec!["-n", "2", "--peers", "dns::2101"], "is not dns:NAME:PORT (e.g. --peers dns:pipeline:2101)"),
+        (vec!["-n", "2", "-p", "1", "--peers", "dns:pipeline:2101"], "each process finds its own index there; leave -p out"),
+        (vec!["-n", "2", "--peers", "pipeline:2101"], "neither dns:NAME:PORT nor a HOST{}:PORT pattern"),
+        (vec!["-n", "2", "-p", "2", "--peers", "p-{}.p:2101"], "-p 2 is not a process index for -n 2"),
     ];
     for (flags, says) in cases {
         let message = refused(&flags);
         assert!(message.contains(says), "{flags:?}: {message}");
     }
+}
+
+#[test]
+fn a_peers_pattern_lists_every_index_and_this_process_listens_on_all_interfaces() {
+    let args = run_args(&["-n", "3", "-p", "2", "--peers", "pipeline-{}.pipeline:2101"]);
+    let place = cluster::Place {
+        process: 2,
+        addresses: vec![
+            "pipeline-0.pipeline:2101".to_owned(),
+            "pipeline-1.pipeline:2101".to_owned(),
+            "0.0.0.0:2101".to_owned(),
+        ],
+    };
+    assert_eq!(
+        cluster::peers(&args.cluster).unwrap(),
+        cluster::Peers::Listed(place)
+    );
 }
 
 #[test]
