@@ -1,5 +1,5 @@
-//! What a cluster of processes needs beside timely: a deadline for connecting, and one clear
-//! line when a process is lost.
+//! What a cluster of processes needs beside timely: a deadline for connecting, one clear
+//! line when a process is lost, and an exit when this process cannot go on.
 
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
@@ -51,18 +51,27 @@ pub fn exit_when_a_peer_is_lost() {
 pub fn connect_watchdog(cluster: &ClusterArgs, connected: Arc<AtomicBool>) {
     let timeout = cluster.connect_timeout;
     let processes = cluster.processes;
-    let hosts = cluster.hostfile.as_ref().map_or_else(
-        || "localhost:2101+index".to_owned(),
-        |h| format!("-h {}", h.display()),
-    );
+    let hosts = match (&cluster.peers, &cluster.hostfile) {
+        (Some(peers), _) => format!("--peers {peers}"),
+        (None, Some(h)) => format!("-h {}", h.display()),
+        (None, None) => "localhost:2101+index".to_owned(),
+    };
     std::thread::spawn(move || {
         std::thread::sleep(timeout);
         if !connected.load(Relaxed) {
             eprintln!(
-                "maxq: error: the -n {processes} processes at {hosts} did not all connect within --connect-timeout {}: start every process with the same -n and -h, each with its own -p, and check that the addresses are reachable",
+                "maxq: error: the -n {processes} processes at {hosts} did not all connect within --connect-timeout {}: start every process with the same -n and -h or --peers, each with its own -p (found with --peers dns:…), and check that the addresses are reachable",
                 humantime::format_duration(timeout)
             );
             std::process::exit(exit::NOT_CONNECTED);
         }
     });
+}
+
+/// A worker of a cluster hit an error that ends the run. Its process cannot wind down as a
+/// single process does: timely keeps it until every process hangs up, and the others wait
+/// for its progress forever. It prints the error and exits; the others then see it lost.
+pub fn exit_on_fatal(fatal: &str) -> ! {
+    eprintln!("maxq: error: {fatal}");
+    std::process::exit(i32::from(exit::ERROR));
 }

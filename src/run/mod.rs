@@ -2,6 +2,7 @@
 
 mod background;
 mod cluster;
+mod lease;
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -41,12 +42,25 @@ pub struct RunSummary {
 pub fn run(args: &RunArgs) -> anyhow::Result<RunSummary> {
     let config = RunConfig::from_args(args)?;
     let timely = timely_config(&args.cluster)?;
+    let process = match &timely.communication {
+        timely::CommunicationConfig::Cluster { process, .. } => *process,
+        _ => 0,
+    };
+    // Process 0 stands for its cluster: one instance per group and topic.
+    let lease = match process {
+        0 => Some(lease::acquire(&config.kafka, args.cluster.processes)?),
+        _ => None,
+    };
     let connected = Arc::new(AtomicBool::new(false));
     if args.cluster.processes > 1 {
         cluster::connect_watchdog(&args.cluster, connected.clone());
         cluster::exit_when_a_peer_is_lost();
     }
-    execute_connected(config, timely, Arc::default(), None, connected)
+    let summary = execute_connected(config, timely, Arc::default(), None, connected);
+    if let Some(lease) = lease {
+        lease.release();
+    }
+    summary
 }
 
 /// Runs the pipeline with a checked configuration on the given timely cluster.
@@ -98,6 +112,10 @@ fn execute_connected(
         config.shutdown_timeout,
     );
     let trimmer = background::start_trimmer();
+    let in_cluster = matches!(
+        timely.communication,
+        timely::CommunicationConfig::Cluster { .. }
+    );
     let config = Arc::new(config);
     let worker_context = context.clone();
     let guards = timely::execute(timely, move |worker| -> Result<(), String> {
@@ -109,6 +127,9 @@ fn execute_connected(
             match Clients::connect(&config, worker.index(), worker.peers(), partitions, &resume) {
                 Ok(input) => input,
                 Err(e) => {
+                    if in_cluster {
+                        cluster::exit_on_fatal(&e.to_string());
+                    }
                     // The other workers would wait for this one's dataflow forever.
                     control.fail(e.to_string());
                     return Err(e.to_string());
@@ -126,6 +147,9 @@ fn execute_connected(
         );
         while worker.step_or_park(Some(Duration::from_millis(100))) {
             if let Some(fatal) = control.fatal() {
+                if in_cluster {
+                    cluster::exit_on_fatal(&fatal);
+                }
                 // timely steps a worker until its dataflows complete; this one never will.
                 for dataflow in worker.installed_dataflows() {
                     worker.drop_dataflow(dataflow);

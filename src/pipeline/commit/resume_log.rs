@@ -25,7 +25,7 @@ fn key_prefix(kafka: &KafkaConfig) -> String {
 }
 
 /// Creates the resume topic (one partition, compacted) if it does not exist.
-fn ensure_topic(
+pub fn ensure_topic(
     kafka: &KafkaConfig,
     consumer: &BaseConsumer<LogContext>,
 ) -> Result<(), KafkaError> {

@@ -1,0 +1,309 @@
+//! One instance per group and topic. Two `maxq run` with the same `--group` and `--topic`
+//! that are not one cluster would each read every partition and write every point twice,
+//! silently. Process 0 of a cluster therefore holds a lease: a record of its own in the
+//! resume topic, keyed `group/topic/lease`, renewed every [`RENEW`]. A process 0 that sees
+//! the lease renewed by another instance refuses to start; a holder that sees another
+//! instance take the lease (after it was cut off for longer than [`EXPIRY`]) exits.
+//!
+//! Liveness is judged on the reader's own clock, by watching for renewals, so clocks that
+//! disagree between hosts do not matter; a lease renewed long before [`STALE`] is not watched.
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{Message, Offset, TopicPartitionList};
+use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+use tracing::info;
+
+use crate::config::KafkaConfig;
+use crate::exit;
+use crate::kafka::{
+    client_config, client_error, DeliveryTracker, KafkaError, LogContext, METADATA_TIMEOUT,
+};
+use crate::pipeline::commit::resume_log::ensure_topic;
+use crate::targets;
+
+/// How often the holder renews its lease.
+const RENEW: Duration = Duration::from_secs(2);
+/// A holder that renewed nothing for this long, as the reader watched, is gone.
+pub const EXPIRY: Duration = Duration::from_secs(10);
+/// A lease last renewed this long ago by its holder's clock is gone without watching:
+/// longer than any clock difference between hosts worth allowing for.
+const STALE: Duration = Duration::from_secs(120);
+
+/// One lease record.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct Record {
+    /// This start of this instance's process 0.
+    holder: String,
+    /// Its host name, for the message.
+    host: String,
+    /// Its `-n`.
+    processes: usize,
+    /// When it wrote this record, by its clock (Unix ms).
+    renewed_ms: i64,
+    /// Given up: the next instance need not wait.
+    released: bool,
+}
+
+/// Another instance holds the lease.
+#[derive(Debug, thiserror::Error)]
+pub enum LeaseError {
+    /// Kafka failed.
+    #[error(transparent)]
+    Kafka(#[from] KafkaError),
+    /// The lease could not be written.
+    #[error("writing the lease to --resume-topic {topic}: {cause}")]
+    Write {
+        /// `--resume-topic`.
+        topic: String,
+        /// What failed.
+        cause: String,
+    },
+    /// Another instance renewed the lease while this one watched.
+    #[error("another maxq instance (process 0 on host {host}, -n {processes}) is running for --group {group} and --topic {topic}: two instances that are not one cluster would each read every partition and write every point. Stop it, start this process as part of its cluster (the same -n, with -h or --peers), or give this one its own --group")]
+    Held {
+        /// The holder's host.
+        host: String,
+        /// The holder's `-n`.
+        processes: usize,
+        /// `--group`.
+        group: String,
+        /// `--topic`.
+        topic: String,
+    },
+}
+
+/// The lease of a running instance, renewed by a thread of its own until released.
+pub struct Lease {
+    stop: Arc<AtomicBool>,
+    renewer: JoinHandle<()>,
+}
+
+fn key(kafka: &KafkaConfig) -> String {
+    format!("{}/{}/lease", kafka.group, kafka.topic)
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+fn host_name() -> String {
+    let mut buffer = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates within it or
+    // fails.
+    let ok = unsafe { libc::gethostname(buffer.as_mut_ptr().cast(), buffer.len()) } == 0;
+    let end = buffer.iter().position(|&b| b == 0).unwrap_or(0);
+    if ok {
+        String::from_utf8_lossy(&buffer[..end]).into_owned()
+    } else {
+        "unknown".to_owned()
+    }
+}
+
+/// The lease records of one key, read as they arrive.
+struct Reader {
+    consumer: BaseConsumer<LogContext>,
+    key: String,
+    /// The offset of the next record.
+    next: std::cell::Cell<i64>,
+}
+
+impl Reader {
+    fn new(kafka: &KafkaConfig) -> Result<Reader, KafkaError> {
+        let consumer: BaseConsumer<LogContext> = client_config(
+            &kafka.connection,
+            &[
+                ("group.id", "maxq-lease-reader"),
+                ("enable.auto.commit", "false"),
+            ],
+        )
+        .create_with_context(LogContext)
+        .map_err(client_error("creating the lease reader"))?;
+        ensure_topic(kafka, &consumer)?;
+        let context = || format!("reading the lease in --resume-topic {}", kafka.resume_topic);
+        let (low, _) = consumer
+            .fetch_watermarks(&kafka.resume_topic, 0, METADATA_TIMEOUT)
+            .map_err(client_error(context()))?;
+        let mut assignment = TopicPartitionList::new();
+        assignment
+            .add_partition_offset(&kafka.resume_topic, 0, Offset::Offset(low))
+            .map_err(client_error(context()))?;
+        consumer
+            .assign(&assignment)
+            .map_err(client_error(context()))?;
+        Ok(Reader {
+            consumer,
+            key: key(kafka),
+            next: std::cell::Cell::new(low),
+        })
+    }
+
+    /// The lease records that arrive within `wait`, in order.
+    fn poll(&self, wait: Duration) -> Vec<Record> {
+        let deadline = Instant::now() + wait;
+        let mut records = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return records;
+            }
+            // Errors (a partition's end, a broker that comes and goes) are librdkafka's to
+            // retry; the lease only needs the records.
+            let Some(Ok(message)) = self.consumer.poll(left.min(Duration::from_millis(100))) else {
+                continue;
+            };
+            self.next.set(message.offset() + 1);
+            let record = message
+                .payload()
+                .filter(|_| message.key() == Some(self.key.as_bytes()))
+                .and_then(|p| serde_json::from_slice(p).ok());
+            records.extend(record);
+        }
+    }
+
+    /// Every record up to the end offset the topic has now.
+    fn read_to_end(&self, kafka: &KafkaConfig) -> Result<Vec<Record>, KafkaError> {
+        let (_, high) = self
+            .consumer
+            .fetch_watermarks(&kafka.resume_topic, 0, METADATA_TIMEOUT)
+            .map_err(client_error("reading the lease"))?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut records = Vec::new();
+        while self.next.get() < high && Instant::now() < deadline {
+            records.extend(self.poll(Duration::from_millis(100)));
+        }
+        Ok(records)
+    }
+}
+
+struct Writer {
+    producer: BaseProducer<DeliveryTracker>,
+    topic: String,
+    key: String,
+    record: Record,
+}
+
+impl Writer {
+    fn write(&mut self, released: bool) -> Result<(), String> {
+        self.record.renewed_ms = now_ms();
+        self.record.released = released;
+        let payload = serde_json::to_vec(&self.record).expect("a lease record serializes");
+        self.producer
+            .send(BaseRecord::to(&self.topic).key(&self.key).payload(&payload))
+            .map_err(|(e, _)| e.to_string())?;
+        self.producer
+            .flush(Duration::from_secs(10))
+            .map_err(|e| e.to_string())?;
+        self.producer.context().check()
+    }
+}
+
+/// Takes the lease for `kafka`'s group and topic, waiting up to [`EXPIRY`] for a holder
+/// that may be gone; refuses when another instance is alive.
+pub fn acquire(kafka: &KafkaConfig, processes: usize) -> Result<Lease, LeaseError> {
+    let reader = Reader::new(kafka)?;
+    let mut latest = reader.read_to_end(kafka)?.pop();
+    let held = |r: &Record| LeaseError::Held {
+        host: r.host.clone(),
+        processes: r.processes,
+        group: kafka.group.clone(),
+        topic: kafka.topic.clone(),
+    };
+    let watching = Instant::now();
+    while let Some(current) = latest.as_ref().filter(|r| !r.released) {
+        let stale = now_ms() - current.renewed_ms > STALE.as_millis() as i64;
+        if stale || watching.elapsed() >= EXPIRY {
+            break;
+        }
+        if let Some(renewed) = reader.poll(Duration::from_millis(250)).pop() {
+            if !renewed.released {
+                return Err(held(&renewed));
+            }
+            latest = Some(renewed);
+        }
+    }
+    if watching.elapsed() >= EXPIRY {
+        info!(target: targets::RUN, waited = ?watching.elapsed(), "the previous instance's lease expired; taking it");
+    }
+    let holder = format!("{}/{}/{}", host_name(), std::process::id(), now_ms());
+    let producer = client_config(
+        &kafka.connection,
+        &[
+            ("acks", "all"),
+            ("linger.ms", "0"),
+            ("message.timeout.ms", "10000"),
+        ],
+    )
+    .create_with_context(DeliveryTracker::default())
+    .map_err(client_error("creating the lease writer"))?;
+    let mut writer = Writer {
+        producer,
+        topic: kafka.resume_topic.clone(),
+        key: key(kafka),
+        record: Record {
+            holder: holder.clone(),
+            host: host_name(),
+            processes,
+            renewed_ms: 0,
+            released: false,
+        },
+    };
+    writer.write(false).map_err(|cause| LeaseError::Write {
+        topic: kafka.resume_topic.clone(),
+        cause,
+    })?;
+    // Two instances that started together: the first record after the free lease wins.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    'ours: while Instant::now() < deadline {
+        for record in reader.poll(Duration::from_millis(100)) {
+            if record.holder == holder {
+                break 'ours;
+            }
+            if !record.released {
+                return Err(held(&record));
+            }
+        }
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let stopping = stop.clone();
+    let (group, topic) = (kafka.group.clone(), kafka.topic.clone());
+    let renewer = std::thread::Builder::new()
+        .name("maxq:lease".into())
+        .spawn(move || {
+            let mut renewed = Instant::now();
+            while !stopping.load(Relaxed) {
+                let taken = reader
+                    .poll(Duration::from_millis(200))
+                    .into_iter()
+                    .find(|r| r.holder != holder && !r.released);
+                if let Some(other) = taken {
+                    eprintln!(
+                        "maxq: error: another maxq instance (process 0 on host {}, -n {}) took the lease of --group {group} and --topic {topic} while this one could not renew it; exiting with code {} so that only one instance writes",
+                        other.host, other.processes, exit::ERROR
+                    );
+                    std::process::exit(i32::from(exit::ERROR));
+                }
+                if renewed.elapsed() >= RENEW && !stopping.load(Relaxed) {
+                    // A renewal that fails is retried at the next one; the lease lasts
+                    // EXPIRY.
+                    let _ = writer.write(false);
+                    renewed = Instant::now();
+                }
+            }
+            let _ = writer.write(true);
+        })
+        .expect("spawning the lease thread");
+    Ok(Lease { stop, renewer })
+}
+
+impl Lease {
+    /// Gives the lease up, so the next instance starts without waiting.
+    pub fn release(self) {
+        self.stop.store(true, Relaxed);
+        let _ = self.renewer.join();
+    }
+}
