@@ -37,6 +37,9 @@ install() {
   command -v influxd >/dev/null || missing+=(influxdb)
   command -v victoria-metrics >/dev/null || missing+=(victoria-metrics)
   command -v curl >/dev/null || missing+=(curl)
+  command -v busybox >/dev/null || missing+=(busybox-static)
+  # The compose tests: Debian's Compose tool (the engine must already run).
+  command -v docker-compose >/dev/null || missing+=(docker-compose)
   command -v cmake >/dev/null || missing+=(cmake)
   dpkg -s libssl-dev >/dev/null 2>&1 || missing+=(libssl-dev)
   dpkg -s pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
