@@ -376,7 +376,8 @@ pub struct KafkaArgs {
     #[arg(env = "MAXQ_DEAD_LETTER_TOPIC", long, value_name = "TOPIC")]
     pub dead_letter_topic: Option<String>,
 
-    /// Topic where maxq records, per partition, where a restart resumes (created if absent).
+    /// Topic where maxq records, per partition, where a restart resumes (created if absent);
+    /// beside it, `TOPIC.lease` holds the lease that keeps one instance per group and topic.
     #[arg(
         env = "MAXQ_RESUME_TOPIC",
         long,

@@ -126,6 +126,7 @@ pub fn start_shutdown_deadline(
                 "maxq: error: stopping: after --shutdown-timeout {} {waiting}; exiting without committing what is not written, a restart replays it",
                 humantime::format_duration(timeout)
             );
+            super::lease::release(super::lease::LAST_WORDS);
             std::process::exit(exit::SHUTDOWN_TIMEOUT);
         }
     });

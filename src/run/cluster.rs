@@ -42,6 +42,7 @@ pub fn exit_when_a_peer_is_lost() {
             "maxq: error: lost the connection to {who} ({message}); exiting with code {}: restart every process of the cluster, it resumes from the resume log and writes the points a fault-free run writes",
             exit::PEER_LOST
         );
+        super::lease::release(super::lease::LAST_WORDS);
         std::process::exit(exit::PEER_LOST);
     }));
 }
@@ -73,5 +74,6 @@ pub fn connect_watchdog(cluster: &ClusterArgs, connected: Arc<AtomicBool>) {
 /// for its progress forever. It prints the error and exits; the others then see it lost.
 pub fn exit_on_fatal(fatal: &str) -> ! {
     eprintln!("maxq: error: {fatal}");
+    super::lease::release(super::lease::LAST_WORDS);
     std::process::exit(i32::from(exit::ERROR));
 }

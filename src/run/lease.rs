@@ -1,7 +1,8 @@
 //! One instance per group and topic. Two `maxq run` with the same `--group` and `--topic`
 //! that are not one cluster would each read every partition and write every point twice,
-//! silently. Process 0 of a cluster therefore holds a lease: a record of its own in the
-//! resume topic, keyed `group/topic/lease`, renewed every [`RENEW`]. A process 0 that sees
+//! silently. Process 0 of a cluster therefore holds a lease: a record keyed
+//! `group/topic/lease` in a topic of maxq's own, `<--resume-topic>.lease` (apart from the
+//! resume log, which every start reads whole), renewed every [`RENEW`]. A process 0 that sees
 //! the lease renewed by another instance refuses to start; a holder that sees another
 //! instance take the lease (after it was cut off for longer than [`EXPIRY`]) exits.
 //!
@@ -10,11 +11,10 @@
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use rdkafka::{Message, Offset, TopicPartitionList};
+use rdkafka::Message;
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
-use std::sync::Arc;
-use std::thread::JoinHandle;
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 use tracing::info;
 
@@ -23,7 +23,7 @@ use crate::exit;
 use crate::kafka::{
     client_config, client_error, DeliveryTracker, KafkaError, LogContext, METADATA_TIMEOUT,
 };
-use crate::pipeline::commit::resume_log::ensure_topic;
+use crate::pipeline::commit::resume_log::open_reader;
 use crate::targets;
 
 /// How often the holder renews its lease.
@@ -56,9 +56,9 @@ pub enum LeaseError {
     #[error(transparent)]
     Kafka(#[from] KafkaError),
     /// The lease could not be written.
-    #[error("writing the lease to --resume-topic {topic}: {cause}")]
+    #[error("writing the lease to {topic} (named after --resume-topic): {cause}")]
     Write {
-        /// `--resume-topic`.
+        /// The lease topic.
         topic: String,
         /// What failed.
         cause: String,
@@ -77,14 +77,27 @@ pub enum LeaseError {
     },
 }
 
-/// The lease of a running instance, renewed by a thread of its own until released.
-pub struct Lease {
+/// The lease this process holds, renewed by a thread of its own until [`release`]d.
+struct Lease {
     stop: Arc<AtomicBool>,
-    renewer: JoinHandle<()>,
+    /// Told once the lease is given up.
+    released: mpsc::Receiver<()>,
 }
+
+/// How long a process on its way out waits to give its lease up (the restarted cluster then
+/// need not wait for it to expire).
+pub const LAST_WORDS: Duration = Duration::from_secs(1);
+
+/// The lease held, where the paths that end the process can give it up.
+static HELD: Mutex<Option<Lease>> = Mutex::new(None);
 
 fn key(kafka: &KafkaConfig) -> String {
     format!("{}/{}/lease", kafka.group, kafka.topic)
+}
+
+/// The topic the leases are kept in.
+fn topic(kafka: &KafkaConfig) -> String {
+    format!("{}.lease", kafka.resume_topic)
 }
 
 fn now_ms() -> i64 {
@@ -114,27 +127,7 @@ struct Reader {
 
 impl Reader {
     fn new(kafka: &KafkaConfig) -> Result<Reader, KafkaError> {
-        let consumer: BaseConsumer<LogContext> = client_config(
-            &kafka.connection,
-            &[
-                ("group.id", "maxq-lease-reader"),
-                ("enable.auto.commit", "false"),
-            ],
-        )
-        .create_with_context(LogContext)
-        .map_err(client_error("creating the lease reader"))?;
-        ensure_topic(kafka, &consumer)?;
-        let context = || format!("reading the lease in --resume-topic {}", kafka.resume_topic);
-        let (low, _) = consumer
-            .fetch_watermarks(&kafka.resume_topic, 0, METADATA_TIMEOUT)
-            .map_err(client_error(context()))?;
-        let mut assignment = TopicPartitionList::new();
-        assignment
-            .add_partition_offset(&kafka.resume_topic, 0, Offset::Offset(low))
-            .map_err(client_error(context()))?;
-        consumer
-            .assign(&assignment)
-            .map_err(client_error(context()))?;
+        let (consumer, low, _) = open_reader(kafka, &topic(kafka), "maxq-lease-reader", "lease")?;
         Ok(Reader {
             consumer,
             key: key(kafka),
@@ -169,7 +162,7 @@ impl Reader {
     fn read_to_end(&self, kafka: &KafkaConfig) -> Result<Vec<Record>, KafkaError> {
         let (_, high) = self
             .consumer
-            .fetch_watermarks(&kafka.resume_topic, 0, METADATA_TIMEOUT)
+            .fetch_watermarks(&topic(kafka), 0, METADATA_TIMEOUT)
             .map_err(client_error("reading the lease"))?;
         let deadline = Instant::now() + Duration::from_secs(30);
         let mut records = Vec::new();
@@ -203,8 +196,8 @@ impl Writer {
 }
 
 /// Takes the lease for `kafka`'s group and topic, waiting up to [`EXPIRY`] for a holder
-/// that may be gone; refuses when another instance is alive.
-pub fn acquire(kafka: &KafkaConfig, processes: usize) -> Result<Lease, LeaseError> {
+/// that may be gone; refuses when another instance is alive. Held until [`release`].
+pub fn acquire(kafka: &KafkaConfig, processes: usize) -> Result<(), LeaseError> {
     let reader = Reader::new(kafka)?;
     let mut latest = reader.read_to_end(kafka)?.pop();
     let held = |r: &Record| LeaseError::Held {
@@ -242,7 +235,7 @@ pub fn acquire(kafka: &KafkaConfig, processes: usize) -> Result<Lease, LeaseErro
     .map_err(client_error("creating the lease writer"))?;
     let mut writer = Writer {
         producer,
-        topic: kafka.resume_topic.clone(),
+        topic: topic(kafka),
         key: key(kafka),
         record: Record {
             holder: holder.clone(),
@@ -253,7 +246,7 @@ pub fn acquire(kafka: &KafkaConfig, processes: usize) -> Result<Lease, LeaseErro
         },
     };
     writer.write(false).map_err(|cause| LeaseError::Write {
-        topic: kafka.resume_topic.clone(),
+        topic: topic(kafka),
         cause,
     })?;
     // Two instances that started together: the first record after the free lease wins.
@@ -270,8 +263,9 @@ pub fn acquire(kafka: &KafkaConfig, processes: usize) -> Result<Lease, LeaseErro
     }
     let stop = Arc::new(AtomicBool::new(false));
     let stopping = stop.clone();
+    let (tell, released) = mpsc::channel();
     let (group, topic) = (kafka.group.clone(), kafka.topic.clone());
-    let renewer = std::thread::Builder::new()
+    std::thread::Builder::new()
         .name("maxq:lease".into())
         .spawn(move || {
             let mut renewed = Instant::now();
@@ -295,15 +289,19 @@ pub fn acquire(kafka: &KafkaConfig, processes: usize) -> Result<Lease, LeaseErro
                 }
             }
             let _ = writer.write(true);
+            let _ = tell.send(());
         })
         .expect("spawning the lease thread");
-    Ok(Lease { stop, renewer })
+    *HELD.lock().unwrap_or_else(|e| e.into_inner()) = Some(Lease { stop, released });
+    Ok(())
 }
 
-impl Lease {
-    /// Gives the lease up, so the next instance starts without waiting.
-    pub fn release(self) {
-        self.stop.store(true, Relaxed);
-        let _ = self.renewer.join();
+/// Gives the lease up (waiting at most `within` for the record to be written), so that the
+/// next instance, or this one restarted, starts without waiting for it to expire.
+pub fn release(within: Duration) {
+    let held = HELD.lock().unwrap_or_else(|e| e.into_inner()).take();
+    if let Some(lease) = held {
+        lease.stop.store(true, Relaxed);
+        let _ = lease.released.recv_timeout(within);
     }
 }

@@ -47,19 +47,16 @@ pub fn run(args: &RunArgs) -> anyhow::Result<RunSummary> {
         _ => 0,
     };
     // Process 0 stands for its cluster: one instance per group and topic.
-    let lease = match process {
-        0 => Some(lease::acquire(&config.kafka, args.cluster.processes)?),
-        _ => None,
-    };
+    if process == 0 {
+        lease::acquire(&config.kafka, args.cluster.processes)?;
+    }
     let connected = Arc::new(AtomicBool::new(false));
     if args.cluster.processes > 1 {
         cluster::connect_watchdog(&args.cluster, connected.clone());
         cluster::exit_when_a_peer_is_lost();
     }
     let summary = execute_connected(config, timely, Arc::default(), None, connected);
-    if let Some(lease) = lease {
-        lease.release();
-    }
+    lease::release(Duration::from_secs(10));
     summary
 }
 

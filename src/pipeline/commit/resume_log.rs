@@ -24,65 +24,88 @@ fn key_prefix(kafka: &KafkaConfig) -> String {
     format!("{}/{}/", kafka.group, kafka.topic)
 }
 
-/// Creates the resume topic (one partition, compacted) if it does not exist.
-pub fn ensure_topic(
+/// Creates `topic`, one of maxq's own (one partition, compacted), if it does not exist.
+fn ensure_topic(
     kafka: &KafkaConfig,
     consumer: &BaseConsumer<LogContext>,
+    topic: &str,
 ) -> Result<(), KafkaError> {
     let metadata = consumer
-        .fetch_metadata(Some(&kafka.resume_topic), METADATA_TIMEOUT)
+        .fetch_metadata(Some(topic), METADATA_TIMEOUT)
         .map_err(client_error(format!(
-            "looking up --resume-topic {}",
-            kafka.resume_topic
+            "looking up {}",
+            own_topic(kafka, topic)
         )))?;
-    let exists = metadata.topics().iter().any(|t| {
-        t.name() == kafka.resume_topic && t.error().is_none() && !t.partitions().is_empty()
-    });
+    let exists = metadata
+        .topics()
+        .iter()
+        .any(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty());
     if exists {
         return Ok(());
     }
     create_topic(
         &kafka.connection,
-        &kafka.resume_topic,
+        topic,
         1,
         &[("cleanup.policy", "compact")],
-        &format!("creating --resume-topic {}", kafka.resume_topic),
+        &format!("creating {}", own_topic(kafka, topic)),
     )?;
     Ok(())
 }
 
-/// Reads the resume points of `--group` for `--topic`, by partition.
-pub fn load(kafka: &KafkaConfig) -> Result<BTreeMap<i32, ResumePoint>, KafkaError> {
+/// How errors name one of maxq's own topics.
+fn own_topic(kafka: &KafkaConfig, topic: &str) -> String {
+    if topic == kafka.resume_topic {
+        format!("--resume-topic {topic}")
+    } else {
+        format!("{topic} (named after --resume-topic)")
+    }
+}
+
+/// A consumer of `topic`, one of maxq's own (created if absent), assigned from its first
+/// offset, with the topic's first and end offsets; `what` names the reader in errors.
+pub fn open_reader(
+    kafka: &KafkaConfig,
+    topic: &str,
+    group_id: &str,
+    what: &str,
+) -> Result<(BaseConsumer<LogContext>, i64, i64), KafkaError> {
     let consumer: BaseConsumer<LogContext> = client_config(
         &kafka.connection,
-        &[
-            ("group.id", "maxq-resume-reader"),
-            ("enable.auto.commit", "false"),
-        ],
+        &[("group.id", group_id), ("enable.auto.commit", "false")],
     )
     .create_with_context(LogContext)
-    .map_err(client_error("creating the resume-log reader"))?;
-    ensure_topic(kafka, &consumer)?;
-    let context = || {
-        format!(
-            "reading the resume log --resume-topic {}",
-            kafka.resume_topic
-        )
-    };
+    .map_err(client_error(format!("creating the {what} reader")))?;
+    ensure_topic(kafka, &consumer, topic)?;
+    let context = || format!("reading the {what} in {}", own_topic(kafka, topic));
     let (low, high) = consumer
-        .fetch_watermarks(&kafka.resume_topic, 0, METADATA_TIMEOUT)
+        .fetch_watermarks(topic, 0, METADATA_TIMEOUT)
         .map_err(client_error(context()))?;
-    let mut points = BTreeMap::new();
-    if high <= low {
-        return Ok(points);
-    }
     let mut assignment = TopicPartitionList::new();
     assignment
-        .add_partition_offset(&kafka.resume_topic, 0, Offset::Offset(low))
+        .add_partition_offset(topic, 0, Offset::Offset(low))
         .map_err(client_error(context()))?;
     consumer
         .assign(&assignment)
         .map_err(client_error(context()))?;
+    Ok((consumer, low, high))
+}
+
+/// Reads the resume points of `--group` for `--topic`, by partition.
+pub fn load(kafka: &KafkaConfig) -> Result<BTreeMap<i32, ResumePoint>, KafkaError> {
+    let (consumer, low, high) = open_reader(
+        kafka,
+        &kafka.resume_topic,
+        "maxq-resume-reader",
+        "resume log",
+    )?;
+    let context = || {
+        format!(
+            "reading the resume log in --resume-topic {}",
+            kafka.resume_topic
+        )
+    };
+    let mut points = BTreeMap::new();
     let prefix = key_prefix(kafka);
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut next = low;
