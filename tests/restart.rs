@@ -172,6 +172,11 @@ fn crash_and_restart(
 
 #[test]
 fn kill_9_during_flushes_commits_and_at_random_over_a_million_readings() {
+    // A broker of its own: a million readings and their resume log would slow the shared
+    // tansu (sqlite) down for every test after this one. nextest runs each test in its own
+    // process, so the variable the helpers read is this test's alone.
+    let tansu = PrivateService::start("tansu");
+    std::env::set_var("MAXQ_TEST_BROKERS", tansu.address());
     // One partition: tansu serves a consumer's partitions one after another, which would
     // make every restart re-read nearly the whole topic before it may write.
     let messages = stream(11, 1, 400, 1_000_000, 15, 0);
