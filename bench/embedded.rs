@@ -19,7 +19,9 @@ impl Embedded {
     /// Starts a one-broker cluster.
     pub fn start() -> anyhow::Result<Embedded> {
         let cluster = MockCluster::new(1)?;
+        // The mock broker does not create topics on request: maxq's own ones exist first.
         cluster.create_topic("maxq.resume", 1, 1)?;
+        cluster.create_topic("maxq.resume.lease", 1, 1)?;
         let brokers = cluster.bootstrap_servers();
         Ok(Embedded { cluster, brokers })
     }
