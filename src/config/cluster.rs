@@ -70,7 +70,7 @@ pub fn peers(c: &ClusterArgs) -> Result<Peers, ConfigError> {
             .collect();
         // timely binds this process's own entry: listen on every interface, as a pod's own
         // name may not resolve before the pod is up.
-        if let Some(own) = c.process.and_then(|p| addresses.get_mut(p)) {
+        if let Some(own) = addresses.get_mut(c.process.unwrap_or(0)) {
             if let Some((_, port)) = own.rsplit_once(':') {
                 *own = format!("0.0.0.0:{port}");
             }
