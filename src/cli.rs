@@ -256,6 +256,18 @@ pub struct RunArgs {
     #[arg(env = "MAXQ_PROGRESS_INTERVAL", long, value_name = "DURATION", default_value = "5s", value_parser = duration)]
     pub progress_interval: Duration,
 
+    /// Serve the pipeline's own figures (lag, watermark delay, throughput, sink latency,
+    /// commit age) for Prometheus on `http://HOST:PORT/metrics`, and `/healthz` for liveness
+    /// and readiness probes. Off unless given, e.g. `0.0.0.0:9464`.
+    #[arg(env = "MAXQ_METRICS_ADDR", long, value_name = "HOST:PORT")]
+    pub metrics_addr: Option<String>,
+
+    /// Also write the same figures to the InfluxDB the points go to this often, as
+    /// measurement `maxq_pipeline` (tags process, worker, partition), so Grafana needs no
+    /// Prometheus; and once more at the end. `0s`: never.
+    #[arg(env = "MAXQ_METRICS_INTERVAL", long, value_name = "DURATION", default_value = "10s", value_parser = duration)]
+    pub metrics_interval: Duration,
+
     /// After SIGINT/SIGTERM, exit non-zero if flushing has not finished this soon: what was
     /// not written is not committed, and a restart replays it. A second signal exits at once.
     #[arg(env = "MAXQ_SHUTDOWN_TIMEOUT", long, value_name = "DURATION", default_value = "4s", value_parser = duration)]

@@ -8,8 +8,11 @@ use tracing_subscriber::EnvFilter;
 use maxq::cli::{Cli, Command};
 use maxq::exit;
 
-/// Counts per reason as `reason:n,reason:n`.
+/// Counts per reason as `reason:n,reason:n`, or `0` when there are none.
 fn per_reason(counts: &[(impl std::fmt::Display, u64)]) -> String {
+    if counts.is_empty() {
+        return "0".to_owned();
+    }
     counts
         .iter()
         .map(|(reason, n)| format!("{reason}:{n}"))

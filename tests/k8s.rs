@@ -60,4 +60,19 @@ fn the_statefulset_is_one_cluster_found_through_its_headless_service() {
         )
     );
     assert!(!value(&secret, "stringData:", "token").is_empty());
+    let metrics_port = value(config, "data:", "MAXQ_METRICS_ADDR")
+        .rsplit(':')
+        .next()
+        .unwrap();
+    assert_eq!(value(set, "name: metrics\n", "containerPort"), metrics_port);
+    assert_eq!(
+        value(set, "annotations:", "prometheus.io/port"),
+        metrics_port
+    );
+    for probe in ["livenessProbe:", "readinessProbe:"] {
+        assert_eq!(
+            value(set, probe, "httpGet"),
+            "{ path: /healthz, port: metrics }"
+        );
+    }
 }

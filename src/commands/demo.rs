@@ -163,13 +163,13 @@ fn live_view(
         let mut last = (Instant::now(), 0u64);
         while !done.load(Relaxed) {
             std::thread::sleep(Duration::from_millis(500));
-            let readings = m.readings.load(Relaxed);
+            let readings = m.readings_total();
             let rate = (readings - last.1) as f64 / last.0.elapsed().as_secs_f64();
             last = (Instant::now(), readings);
             let mut line = format!(
                 "{readings:>9} readings {rate:>9.0}/s | windows written {:>6} | late {:>5} | malformed {:>3}",
-                m.points_written.load(Relaxed),
-                m.late.load(Relaxed),
+                m.points_written_total(),
+                m.late_total(),
                 m.malformed_total(),
             );
             if let Ok(windows) = watch.windows.lock() {

@@ -161,8 +161,23 @@ pub struct RunConfig {
     pub sink: SinkConfig,
     /// Progress log period.
     pub progress_interval: Duration,
+    /// Where the Prometheus endpoint listens.
+    pub metrics_addr: Option<std::net::SocketAddr>,
+    /// How often the figures are written to InfluxDB; `None`: never.
+    pub metrics_interval: Option<Duration>,
     /// Bound on flushing after a stop signal.
     pub shutdown_timeout: Duration,
+}
+
+/// `--metrics-addr`: a `HOST:PORT` that resolves.
+fn metrics_addr(spec: &str) -> Result<std::net::SocketAddr, ConfigError> {
+    use std::net::ToSocketAddrs;
+    match spec.to_socket_addrs().map(|mut a| a.next()) {
+        Ok(Some(addr)) => Ok(addr),
+        _ => invalid(format!(
+            "--metrics-addr {spec:?} is not a HOST:PORT this machine can listen on; e.g. --metrics-addr 0.0.0.0:9464"
+        )),
+    }
 }
 
 fn millis(flag: &str, d: Duration) -> Result<i64, ConfigError> {
@@ -249,6 +264,8 @@ impl RunConfig {
             epoch: w.epoch,
             sink: SinkConfig::from_args(&args.sink)?,
             progress_interval: args.progress_interval,
+            metrics_addr: args.metrics_addr.as_deref().map(metrics_addr).transpose()?,
+            metrics_interval: (!args.metrics_interval.is_zero()).then_some(args.metrics_interval),
             shutdown_timeout: args.shutdown_timeout,
         })
     }

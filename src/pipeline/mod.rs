@@ -127,7 +127,7 @@ pub fn build(
             clients.resume_log.clone(),
             commit_config,
             finish,
-            context.control.clone(),
+            context.clone(),
         );
     });
 }

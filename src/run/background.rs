@@ -20,7 +20,7 @@ pub struct Background {
 
 impl Background {
     /// Runs `tick` every `interval` (and once more when finished).
-    fn every(interval: Duration, mut tick: impl FnMut() + Send + 'static) -> Background {
+    pub(super) fn every(interval: Duration, mut tick: impl FnMut() + Send + 'static) -> Background {
         let done = Arc::new(AtomicBool::new(false));
         let stop = done.clone();
         let thread = std::thread::spawn(move || {
@@ -66,24 +66,24 @@ pub fn start_reporter(metrics: Arc<Metrics>, interval: Duration) -> Background {
     let mut last = (Instant::now(), 0u64);
     Background::every(interval, move || {
         let m = &metrics;
-        let readings = m.readings.load(Relaxed);
+        let readings = m.readings_total();
         let rate = (readings - last.1) as f64 / last.0.elapsed().as_secs_f64().max(1e-9);
         last = (Instant::now(), readings);
-        let watermark = m.watermark_ms.load(Relaxed);
-        let lag_s = if watermark == i64::MIN {
-            None
-        } else {
-            Some((chrono::Utc::now().timestamp_millis() - watermark) as f64 / 1000.0)
-        };
+        let now = chrono::Utc::now().timestamp_millis();
+        let watermark_delay = m
+            .live
+            .watermark_delay_s(now)
+            .map_or_else(|| "none".to_owned(), |s| format!("{s:.1}s"));
         info!(target: targets::RUN,
             readings,
             readings_per_s = rate.round() as u64,
-            late = m.late.load(Relaxed),
-            late_expired = m.late_expired.load(Relaxed),
+            late = m.late_total(),
+            late_expired = m.late_expired_total(),
             malformed = m.malformed_total(),
-            watermark_lag_s = ?lag_s,
-            points_written = m.points_written.load(Relaxed),
-            write_retries = m.write_retries.load(Relaxed),
+            watermark_delay = %watermark_delay,
+            lag = m.live.partitions().values().map(|p| p.lag()).sum::<i64>(),
+            points_written = m.points_written_total(),
+            write_retries = m.write_retries_total(),
             points_refused = m.refused_counts().iter().map(|(_, n)| n).sum::<u64>(),
             "progress"
         );

@@ -3,6 +3,7 @@
 mod background;
 mod cluster;
 mod lease;
+mod metrics;
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -55,7 +56,8 @@ pub fn run(args: &RunArgs) -> anyhow::Result<RunSummary> {
         cluster::connect_watchdog(&args.cluster, connected.clone());
         cluster::exit_when_a_peer_is_lost();
     }
-    let summary = execute_connected(config, timely, Arc::default(), None, connected);
+    let metrics = Arc::new(Metrics::new(process));
+    let summary = execute_connected(config, timely, metrics, None, connected);
     lease::release(Duration::from_secs(10));
     summary
 }
@@ -84,6 +86,7 @@ fn execute_connected(
         backlog: Arc::new(Backlog::new(config.sink.buffer_points)),
         tap,
     };
+    context.metrics.live.watch_backlog(context.backlog.clone());
     crate::pipeline::sink::check_server(&config.sink)?;
     let partitions = partition_count(&config.kafka)?;
     let resume = Arc::new(crate::pipeline::commit::resume_log::load(&config.kafka)?);
@@ -103,6 +106,14 @@ fn execute_connected(
     info!(target: targets::RUN, topic = %config.kafka.topic, partitions, "starting");
     let started = Instant::now();
     let reporter = background::start_reporter(context.metrics.clone(), config.progress_interval);
+    let endpoint = config
+        .metrics_addr
+        .map(|addr| metrics::serve(addr, context.metrics.clone(), context.control.clone()))
+        .transpose()?;
+    let export = match config.metrics_interval {
+        Some(interval) => metrics::export(&config.sink, interval, context.metrics.clone())?,
+        None => None,
+    };
     let deadline = background::start_shutdown_deadline(
         context.control.clone(),
         context.backlog.clone(),
@@ -162,6 +173,12 @@ fn execute_connected(
     .map_err(|e| anyhow::anyhow!("starting the timely cluster (-w/-n/-p/-h): {e}"))?;
     let results = guards.join();
     reporter.finish();
+    if let Some(export) = export {
+        export.finish();
+    }
+    if let Some(endpoint) = endpoint {
+        endpoint.finish();
+    }
     deadline.finish();
     if let Some(trimmer) = trimmer {
         trimmer.finish();
@@ -176,10 +193,10 @@ fn execute_connected(
     }
     let m = &context.metrics;
     Ok(RunSummary {
-        readings: m.readings.load(Relaxed),
-        late: m.late.load(Relaxed),
+        readings: m.readings_total(),
+        late: m.late_total(),
         malformed: m.malformed_counts(),
-        points_written: m.points_written.load(Relaxed),
+        points_written: m.points_written_total(),
         refused: m.refused_counts(),
         elapsed: started.elapsed(),
     })

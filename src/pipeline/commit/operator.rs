@@ -16,7 +16,6 @@ use rdkafka::{Offset, TopicPartitionList};
 use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Pipeline;
@@ -27,7 +26,7 @@ use tracing::{debug, warn};
 use crate::pipeline::commit::resume_log::ResumeLog;
 use crate::pipeline::commit::resume_log::{Saving, CHECK_EVERY};
 use crate::pipeline::commit::resume_points::{Commit, ResumePoints};
-use crate::pipeline::control::Control;
+use crate::pipeline::context::Context;
 use crate::pipeline::epochs::Acks;
 use crate::pipeline::progress::PartitionProgress;
 use crate::pipeline::source::KafkaInput;
@@ -59,8 +58,10 @@ pub fn commit<'scope>(
     resume_log: Rc<ResumeLog>,
     config: CommitConfig,
     finish: Rc<Cell<bool>>,
-    control: Arc<Control>,
+    context: Context,
 ) {
+    let control = context.control.clone();
+    let live = context.metrics.live.clone();
     let consumer = input.consumer.clone();
     let partitions = input.partitions.clone();
     let dead_letters = input.dead_letters.clone();
@@ -111,6 +112,7 @@ pub fn commit<'scope>(
                         None => {}
                         Some(Ok(())) => {
                             let offsets = group_offsets(&config.topic, &commit.offsets);
+                            live.committed(&commit.offsets);
                             resume_points.recorded(commit.points);
                             if let Err(e) = consumer.commit(&offsets, CommitMode::Async) {
                                 debug!(target: targets::COMMIT, "committing group offsets failed (the resume log has them): {e}");
@@ -155,6 +157,7 @@ pub fn commit<'scope>(
                     return;
                 }
                 let offsets = group_offsets(&config.topic, &commit.offsets);
+                live.committed(&commit.offsets);
                 resume_points.recorded(commit.points);
                 for attempt in 1..=FINAL_COMMIT_ATTEMPTS {
                     match consumer.commit(&offsets, CommitMode::Sync) {

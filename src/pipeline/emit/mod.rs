@@ -28,7 +28,6 @@ use differential_dataflow::trace::TraceReader;
 use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Pipeline;
@@ -76,6 +75,7 @@ pub fn emit<'scope>(
     finish: Rc<Cell<bool>>,
     metrics: Arc<Metrics>,
 ) -> (Writes<'scope>, Updates<'scope>) {
+    let counters = metrics.worker(aggregates.scope().index());
     let decisions = aggregates
         .binary_frontier::<_, CapacityContainerBuilder<Vec<Decision>>, _, _, _, _>(
             progress,
@@ -130,7 +130,7 @@ pub fn emit<'scope>(
                         // that has passed a window) does not hold for this one's state.
                         progress_stash.apply_before(time.saturating_add(1), &mut table);
                         let watermark = table.pipeline_watermark();
-                        metrics.watermark_ms.store(watermark, Relaxed);
+                        metrics.live.watermark(watermark);
                         let step = Step {
                             time,
                             // While a restart replays what was written before, windows are
@@ -143,7 +143,7 @@ pub fn emit<'scope>(
                             .into_iter()
                             .filter(|(_, diff)| *diff > 0)
                             .map(|(change, _)| change);
-                        windowing.decide(&mut trace, changes, step, &mut decisions, &metrics);
+                        windowing.decide(&mut trace, changes, step, &mut decisions, &counters);
                         output.session(&cap).give_iterator(decisions.drain(..));
                     }
                     progress_stash
@@ -176,7 +176,7 @@ pub fn emit<'scope>(
                             due: i64::MAX,
                             horizon: i64::MIN,
                         };
-                        windowing.decide(&mut trace, [], step, &mut decisions, &metrics);
+                        windowing.decide(&mut trace, [], step, &mut decisions, &counters);
                         output.session(&*h).give_iterator(decisions.drain(..));
                     }
                     held = None;

@@ -2,6 +2,7 @@
 
 use super::windowing::{first_key_after, Decision, Live, Step, Windowing};
 use super::*;
+use crate::pipeline::metrics::WorkerMetrics;
 
 fn key(start_ms: i64) -> WindowKey {
     WindowKey {
@@ -82,7 +83,7 @@ fn step(time: u64, due: i64, horizon: i64) -> Step {
 struct Run {
     windowing: Windowing,
     live: Model,
-    metrics: Metrics,
+    metrics: WorkerMetrics,
     out: Vec<Decision>,
 }
 
@@ -91,7 +92,7 @@ impl Run {
         Run {
             windowing: Windowing::new(emit, MINUTE, None),
             live: Model::default(),
-            metrics: Metrics::default(),
+            metrics: Metrics::default().worker(0),
             out: Vec::new(),
         }
     }
@@ -245,7 +246,7 @@ fn evicted_windows_are_never_rewritten() {
     assert!(matches!(&out[2..], [Decision::Evict((k, 1, s))] if k.start_ms == 0 && s.count == -1));
     let out = run.epoch(step(3, 0, 60_000), &[(0, 5.0)]);
     assert!(matches!(out, [Decision::Evict((_, 4, s))] if s.count == -1));
-    assert_eq!(run.metrics.late_expired.load(Relaxed), 1);
+    assert_eq!(run.metrics.late_expired.get(), 1);
 }
 
 #[test]

@@ -4,13 +4,12 @@
 
 use differential_dataflow::trace::cursor::{cursor_list, Cursor};
 use differential_dataflow::trace::TraceReader;
-use std::sync::atomic::Ordering::Relaxed;
 use timely::progress::Antichain;
 
 use crate::config::EmitMode;
 use crate::key::WindowKey;
 use crate::pipeline::aggregate::Trace;
-use crate::pipeline::metrics::Metrics;
+use crate::pipeline::metrics::WorkerMetrics;
 use crate::pipeline::window::Windows;
 use crate::stats::Stats;
 
@@ -121,15 +120,13 @@ impl Windowing {
         changes: impl IntoIterator<Item = (WindowKey, Stats)>,
         step: Step,
         out: &mut Vec<Decision>,
-        metrics: &Metrics,
+        metrics: &WorkerMetrics,
     ) {
         let rewrite_all = !step.hold && self.held_back;
         for (key, stats) in changes {
             let end = self.windows.end(key.start_ms);
             if end <= self.evicted_below {
-                metrics
-                    .late_expired
-                    .fetch_add(stats.count.max(0) as u64, Relaxed);
+                metrics.late_expired.inc_by(stats.count.max(0) as u64);
                 out.push(Decision::Evict((
                     key,
                     step.time.saturating_add(1),

@@ -15,9 +15,9 @@
 //! stop the pipeline.
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::mpsc;
 use std::sync::Arc;
+use std::time::Instant;
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::Operator;
@@ -34,7 +34,7 @@ use crate::line_protocol::encode_point;
 use crate::pipeline::context::Context;
 use crate::pipeline::emit::Writes;
 use crate::pipeline::epochs::{Acks, Intents};
-use crate::pipeline::metrics::Metrics;
+use crate::pipeline::metrics::WorkerMetrics;
 use crate::pipeline::source::DeadLetters;
 use crate::stats::Stats;
 use crate::targets;
@@ -166,7 +166,7 @@ fn spawn_writer(
                     writer,
                     index,
                     dead_letters,
-                    metrics: &context.metrics,
+                    metrics: context.metrics.worker(index),
                 };
                 for job in jobs_rx {
                     let mut refused = 0;
@@ -178,10 +178,7 @@ fn spawn_writer(
                             dl.flush().map_err(WriteError::Final)?;
                         }
                     }
-                    context
-                        .metrics
-                        .points_written
-                        .fetch_add(job.points - refused, Relaxed);
+                    writing.metrics.points_written.inc_by(job.points - refused);
                     if done_tx.send(Ok(())).is_err() {
                         break;
                     }
@@ -199,14 +196,14 @@ fn spawn_writer(
 }
 
 /// The writer thread's connection and where refused points go.
-struct Writing<'a> {
+struct Writing {
     writer: Writer,
     index: usize,
     dead_letters: Option<Arc<DeadLetters>>,
-    metrics: &'a Metrics,
+    metrics: WorkerMetrics,
 }
 
-impl Writing<'_> {
+impl Writing {
     /// Writes one body of line protocol, retrying what is worth retrying; returns how many
     /// of its points InfluxDB refused.
     fn write(&mut self, body: &str) -> Result<u64, WriteError> {
@@ -244,7 +241,7 @@ impl Writing<'_> {
     }
 
     fn refuse(&self, line: &str, reason: Refusal, message: &str) {
-        self.metrics.refused(self.index, reason, message);
+        self.metrics.refused(reason, message);
         if let Some(dl) = &self.dead_letters {
             dl.send_refused(line, reason, message);
         }
@@ -253,10 +250,14 @@ impl Writing<'_> {
     fn write_with_retries(&mut self, body: &str) -> Result<(), WriteError> {
         let mut backoff = Backoff::new(self.index as u64 + 1);
         loop {
+            let started = Instant::now();
             match self.writer.write(body) {
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    self.metrics.written(started.elapsed());
+                    return Ok(());
+                }
                 Err(WriteError::Retriable(message)) => {
-                    self.metrics.write_retries.fetch_add(1, Relaxed);
+                    self.metrics.write_retries.inc();
                     let delay = backoff.next_delay();
                     warn!(target: targets::SINK,
                         worker = self.index,

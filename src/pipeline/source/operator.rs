@@ -16,8 +16,8 @@ use rdkafka::error::KafkaError as RdKafkaError;
 use rdkafka::{Message, Offset, TopicPartitionList};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
+use std::ffi::{CStr, CString};
 use std::rc::Rc;
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use timely::container::CapacityContainerBuilder;
@@ -32,6 +32,7 @@ use crate::kafka::{client_error, consumer_config, KafkaError, LogContext, METADA
 use crate::key::WindowKey;
 use crate::pipeline::aggregate::Updates;
 use crate::pipeline::context::Context;
+use crate::pipeline::metrics::{PartitionFigures, WorkerMetrics};
 use crate::pipeline::parse::Reading;
 use crate::pipeline::progress::{PartitionProgress, ResumePoint};
 use crate::stats::Stats;
@@ -113,7 +114,8 @@ impl KafkaInput {
             assignment
                 .add_partition_offset(&kafka.topic, p, Offset::Offset(start))
                 .map_err(client_error("building the assignment"))?;
-            let state = PartitionState::new(p, start, kafka.until_end.then_some(high));
+            let mut state = PartitionState::new(p, start, kafka.until_end.then_some(high));
+            state.end_seen = high;
             states.push(match resume.get(&p) {
                 Some(point) => state.resuming(point, high),
                 None => state,
@@ -150,6 +152,71 @@ fn until_next_epoch(epoch: Duration) -> Duration {
     Duration::from_millis((length - unix_ms() % length) as u64)
 }
 
+/// Readings counted during one activation, added to the worker's counters once.
+#[derive(Default)]
+struct Counted {
+    readings: u64,
+    late: u64,
+}
+
+impl Counted {
+    fn add_to(self, counters: &WorkerMetrics) {
+        if self.readings > 0 {
+            counters.readings.inc_by(self.readings);
+        }
+        if self.late > 0 {
+            counters.late.inc_by(self.late);
+        }
+    }
+}
+
+/// Records `state`'s figures at the end of an epoch: its report, and the end offset the
+/// consumer last saw (librdkafka's cached high watermark, no request).
+fn report(
+    context: &Context,
+    consumer: &BaseConsumer<LogContext>,
+    topic: &CStr,
+    state: &mut PartitionState,
+    progress: &PartitionProgress,
+) {
+    if let Some(high) = cached_end_offset(consumer, topic, state.partition) {
+        state.end_seen = state.end_seen.max(high);
+    }
+    context.metrics.live.partition(
+        state.partition,
+        PartitionFigures {
+            position: state.next_offset,
+            end_offset: state.end_seen.max(state.next_offset),
+            idle: progress.idle,
+            watermark_ms: progress.watermark_ms,
+            committed: None,
+        },
+    );
+}
+
+/// The end offset of `partition` from the consumer's last fetch response, without a
+/// request (rdkafka wraps only `fetch_watermarks`, which asks the broker and blocks).
+fn cached_end_offset(
+    consumer: &BaseConsumer<LogContext>,
+    topic: &CStr,
+    partition: i32,
+) -> Option<i64> {
+    let (mut low, mut high) = (0i64, 0i64);
+    // SAFETY: the client pointer is valid while `consumer` lives; `topic` is NUL-terminated
+    // and the call only reads librdkafka's cached offsets into the two locals.
+    let error = unsafe {
+        rdkafka::bindings::rd_kafka_get_watermark_offsets(
+            consumer.client().native_ptr(),
+            topic.as_ptr(),
+            partition,
+            &mut low,
+            &mut high,
+        )
+    };
+    (error == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0)
+        .then_some(high)
+}
+
 /// Builds worker's source operator over `input`.
 pub fn kafka_source<'scope>(
     scope: Scope<'scope, u64>,
@@ -174,6 +241,8 @@ pub fn kafka_source<'scope>(
     let consumer = input.consumer.clone();
     let partitions = input.partitions.clone();
     let dead_letters = input.dead_letters.clone();
+    let counters = context.metrics.worker(scope.index());
+    let topic = CString::new(config.kafka.topic.as_str()).unwrap_or_default();
 
     builder.build(move |mut capabilities| {
         let mut progress_cap = capabilities.pop();
@@ -195,8 +264,10 @@ pub fn kafka_source<'scope>(
             if epoch > *p_cap.time() || stopping || finished {
                 let mut out = progress_out.activate();
                 let mut session = out.session(&*p_cap);
-                for state in &owned.states {
-                    session.give(state.progress(config.lateness_ms, now, config.idle_timeout));
+                for state in &mut owned.states {
+                    let progress = state.progress(config.lateness_ms, now, config.idle_timeout);
+                    report(&context, &consumer, &topic, state, &progress);
+                    session.give(progress);
                 }
             }
             if stopping || finished {
@@ -220,6 +291,7 @@ pub fn kafka_source<'scope>(
             let mut out = updates_out.activate();
             let mut session = out.session(&*u_cap);
             let time = *u_cap.time();
+            let mut counted = Counted::default();
             let mut handled = 0;
             while handled < POLL_BUDGET {
                 match consumer.poll(Duration::ZERO) {
@@ -241,10 +313,10 @@ pub fn kafka_source<'scope>(
                             Ok(reading) => {
                                 let newest_before = state.newest_ms;
                                 if !state.accept(reading.ts_ms, config.lateness_ms) {
-                                    context.metrics.late.fetch_add(1, Relaxed);
+                                    counted.late += 1;
                                     continue;
                                 }
-                                context.metrics.readings.fetch_add(1, Relaxed);
+                                counted.readings += 1;
                                 state.record_for_replay(
                                     message.offset(),
                                     config.windows.last_end(reading.ts_ms),
@@ -258,14 +330,10 @@ pub fn kafka_source<'scope>(
                                 }
                             }
                             Err(reason) => {
-                                context.metrics.malformed(
-                                    message.partition(),
-                                    message.offset(),
-                                    reason,
-                                );
+                                counters.malformed(message.partition(), message.offset(), reason);
                                 if let Some(dl) = &dead_letters {
                                     dl.send(&message, reason);
-                                    context.metrics.dead_lettered.fetch_add(1, Relaxed);
+                                    counters.dead_lettered.inc();
                                 }
                             }
                         }
@@ -275,9 +343,10 @@ pub fn kafka_source<'scope>(
                             state.reached_eof();
                         }
                     }
-                    Some(Err(e)) => context.metrics.kafka_error(&e),
+                    Some(Err(e)) => counters.kafka_error(&e),
                 }
             }
+            counted.add_to(&counters);
             if handled == POLL_BUDGET {
                 activator.activate();
             } else {

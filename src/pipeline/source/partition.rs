@@ -18,6 +18,9 @@ pub struct PartitionState {
     pub next_offset: i64,
     /// With `--until-end`: the end offset at start; reading stops there.
     pub end_offset: Option<i64>,
+    /// The newest end offset seen (at start, then in the consumer's fetches): the lag is
+    /// the distance to it.
+    pub end_seen: i64,
     /// While `next_offset` is below this, the source replays what a previous run wrote.
     replay_until: i64,
     /// What a previous run had evicted: a restart that crashes again must not forget it.
@@ -39,6 +42,7 @@ impl PartitionState {
             newest_ms: None,
             next_offset,
             end_offset,
+            end_seen: next_offset,
             replay_until: next_offset,
             evicted_below: None,
             at_eof: false,
