@@ -59,12 +59,18 @@ pub enum KafkaError {
 
 /// A client context that logs librdkafka's errors as warnings (librdkafka retries on its
 /// own; a failure that matters surfaces as an error of the call that needed it), except
-/// end-of-partition, which the source expects: it tells a partition is caught up.
+/// end-of-partition, which the source expects: it tells a partition is caught up. The
+/// error callback reports it as `Global(PartitionEOF)`, not as the `PartitionEOF(partition)`
+/// that polling for messages returns.
 pub struct LogContext;
 
 impl ClientContext for LogContext {
     fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
-        if !matches!(error, rdkafka::error::KafkaError::PartitionEOF(_)) {
+        use rdkafka::error::KafkaError::{Global, PartitionEOF};
+        if !matches!(
+            error,
+            Global(RDKafkaErrorCode::PartitionEOF) | PartitionEOF(_)
+        ) {
             warn!(target: targets::KAFKA, "Kafka: {error}: {reason}");
         }
     }
@@ -291,5 +297,50 @@ impl ProducerContext for DeliveryTracker {
             self.fail(e);
         }
         self.settled.fetch_add(1, Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    /// What `LogContext::error` logs for `error`.
+    fn logged(error: rdkafka::error::KafkaError) -> String {
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let writer = lines.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(move || Capture(writer.clone()))
+            .finish();
+        tracing::subscriber::with_default(subscriber, || LogContext.error(error, "reason"));
+        let bytes = lines.lock().unwrap().clone();
+        String::from_utf8(bytes).unwrap()
+    }
+
+    struct Capture(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Capture {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn end_of_partition_is_not_logged_in_the_form_librdkafka_reports_it() {
+        // The error callback wraps every code as `Global`, end-of-partition included.
+        let eof = rdkafka::error::KafkaError::Global(RDKafkaErrorCode::PartitionEOF);
+        assert_eq!(logged(eof), "");
+    }
+
+    #[test]
+    fn other_errors_are_logged() {
+        let down = rdkafka::error::KafkaError::Global(RDKafkaErrorCode::AllBrokersDown);
+        assert!(logged(down).contains("AllBrokersDown"));
     }
 }
