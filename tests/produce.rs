@@ -257,3 +257,37 @@ fn crs11_through_the_pipeline_shows_meco_and_apogee() {
     );
     assert!((110.0..130.0).contains(&altitude), "apogee {altitude} km");
 }
+
+#[test]
+fn a_closed_broker_port_fails_fast_naming_brokers() {
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("one.jsonl");
+    std::fs::write(&file, "{\"sensor\":\"a\",\"ts\":0,\"value\":1}\n").unwrap();
+    let brokers = closed.to_string();
+    let file = file.to_str().unwrap();
+    for args in [
+        vec!["produce", "--brokers", &brokers, "--topic", "t", file],
+        vec!["generate", "--brokers", &brokers, "--topic", "t"],
+    ] {
+        let started = Instant::now();
+        let out = Command::new(env!("CARGO_BIN_EXE_maxq"))
+            .args(&args)
+            .output()
+            .unwrap();
+        let elapsed = started.elapsed();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}: {stderr}");
+        assert!(
+            elapsed < Duration::from_secs(15),
+            "{args:?} took {elapsed:?} to fail"
+        );
+        assert!(
+            stderr.contains(&format!("--brokers {brokers}")) && stderr.contains("port"),
+            "{args:?}: the error names --brokers and what to check: {stderr}"
+        );
+    }
+}

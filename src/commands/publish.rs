@@ -8,7 +8,9 @@ use tracing::info;
 
 use crate::cli::PublishArgs;
 use crate::config::Connection;
-use crate::kafka::{client_config, create_topic, send_waiting, topic_partitions, DeliveryTracker};
+use crate::kafka::{
+    check_reachable, client_config, create_topic, send_waiting, topic_partitions, DeliveryTracker,
+};
 use crate::targets;
 
 /// What a publication did.
@@ -54,6 +56,7 @@ fn connection(args: &PublishArgs) -> Connection {
 /// another partition count.
 pub fn ensure_topic(args: &PublishArgs) -> anyhow::Result<()> {
     let connection = connection(args);
+    check_reachable(&connection)?;
     let doing = format!("creating topic {:?}", args.topic);
     if create_topic(
         &connection,

@@ -4,6 +4,7 @@
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::message::ToBytes;
 use rdkafka::producer::{BaseRecord, DeliveryResult, ProducerContext, ThreadedProducer};
@@ -11,8 +12,8 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientConfig, ClientContext};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
-use std::time::Duration;
-use tracing::warn;
+use std::time::{Duration, Instant};
+use tracing::{debug, warn};
 
 use crate::config::{Connection, KafkaConfig};
 use crate::targets;
@@ -30,6 +31,14 @@ pub enum KafkaError {
         brokers: String,
         /// librdkafka's error.
         cause: rdkafka::error::KafkaError,
+    },
+    /// librdkafka found every broker down (refused, unresolvable, closed).
+    #[error("cannot reach Kafka at --brokers {brokers} ({reason}); check the host and port, and that the broker is up")]
+    BrokersDown {
+        /// The `--brokers` value.
+        brokers: String,
+        /// librdkafka's last connection error.
+        reason: String,
     },
     /// The topic does not exist.
     #[error("topic {topic:?} does not exist on --brokers {brokers}; create it (e.g. `maxq produce --partitions 8`) or fix --topic")]
@@ -77,6 +86,82 @@ impl ClientContext for LogContext {
 }
 
 impl ConsumerContext for LogContext {}
+
+/// Remembers librdkafka's connection errors, so that [`check_reachable`] can tell "every
+/// broker is down" from "slow to answer".
+#[derive(Default)]
+struct ReachContext {
+    failure: Mutex<ReachFailure>,
+}
+
+#[derive(Default)]
+struct ReachFailure {
+    /// The last connection error's reason, e.g. `Connect to ipv4#127.0.0.1:1 failed`.
+    last: Option<String>,
+    /// librdkafka has found every broker down.
+    all_down: bool,
+}
+
+impl ClientContext for ReachContext {
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        let Ok(mut failure) = self.failure.lock() else {
+            return;
+        };
+        match error.rdkafka_error_code() {
+            Some(RDKafkaErrorCode::AllBrokersDown) => failure.all_down = true,
+            Some(RDKafkaErrorCode::BrokerTransportFailure | RDKafkaErrorCode::Resolve) => {
+                failure.last = Some(reason.to_owned())
+            }
+            _ => {}
+        }
+    }
+
+    fn log(&self, _: RDKafkaLogLevel, facility: &str, message: &str) {
+        // A failure is reported once, as check_reachable's error; these lines repeat it.
+        debug!(target: targets::KAFKA, "librdkafka: {facility} {message}");
+    }
+}
+
+impl ConsumerContext for ReachContext {}
+
+/// Waits until `--brokers` answers a metadata request: an error as soon as librdkafka has
+/// found every broker down (a closed port fails within a second or so), or after
+/// [`METADATA_TIMEOUT`] without an answer.
+pub fn check_reachable(connection: &Connection) -> Result<(), KafkaError> {
+    let client: BaseConsumer<ReachContext> = client_config(connection, &[])
+        .create_with_context(ReachContext::default())
+        .map_err(client_error("creating the consumer"))?;
+    let deadline = Instant::now() + METADATA_TIMEOUT;
+    loop {
+        let cause = match client.fetch_metadata(None, Duration::from_millis(250)) {
+            Ok(_) => return Ok(()),
+            Err(cause) => cause,
+        };
+        // Serves the error events, which reach the context only when polled.
+        client.poll(Duration::ZERO);
+        let down = match client.context().failure.lock() {
+            Ok(failure) if failure.all_down => Some(
+                failure
+                    .last
+                    .clone()
+                    .unwrap_or_else(|| "every broker is down".to_owned()),
+            ),
+            _ => None,
+        };
+        if let Some(reason) = down {
+            return Err(KafkaError::BrokersDown {
+                brokers: connection.brokers.clone(),
+                reason,
+            });
+        }
+        if Instant::now() >= deadline {
+            return Err(KafkaError::Unreachable {
+                brokers: connection.brokers.clone(),
+                cause,
+            });
+        }
+    }
+}
 
 /// Base client settings: brokers, then every `-X`, so that `-X` can override anything.
 pub fn client_config(connection: &Connection, extra: &[(&str, &str)]) -> ClientConfig {
