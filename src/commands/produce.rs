@@ -11,7 +11,7 @@ use tracing::info;
 use crate::cli::{InputFormat, ProduceArgs};
 use crate::commands::publish::{PublishReport, Publisher};
 use crate::pipeline::parse::Reading;
-use crate::targets;
+use crate::{targets, terminal};
 
 /// One reading to publish: its key, time and JSON object (with `ts` normalized to ms).
 #[derive(Clone, Debug)]
@@ -202,7 +202,9 @@ pub fn produce(args: &ProduceArgs) -> anyhow::Result<PublishReport> {
     if skipped > 0 {
         info!(target: targets::PRODUCE, skipped, "skipped bad input lines");
     }
-    let publisher = Publisher::connect(&args.broker.target(&args.topic))?;
+    let total = (!args.r#loop).then_some(readings.len() as u64);
+    let progress = terminal::progress_bar("producing", "readings", total);
+    let publisher = Publisher::connect(&args.broker.target(&args.topic), progress)?;
     pace(&readings, args, |o, shift| {
         publisher.send(&o.sensor, &o.payload(shift))
     })?;

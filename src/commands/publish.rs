@@ -1,6 +1,7 @@
 //! Publishing readings: topic creation and an idempotent producer whose every delivery is
 //! confirmed. Shared by `produce`, `generate --topic` and the demo.
 
+use indicatif::ProgressBar;
 use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -41,6 +42,8 @@ impl std::fmt::Display for PublishReport {
 pub struct Publisher {
     topic: String,
     producer: ThreadedProducer<DeliveryTracker>,
+    /// Moved by each delivery; the per-second log line stands in for it off a terminal.
+    progress: ProgressBar,
     started: Instant,
     last_report: Mutex<Instant>,
 }
@@ -80,14 +83,23 @@ pub fn ensure_topic(args: &PublishArgs) -> anyhow::Result<()> {
 }
 
 impl Publisher {
-    /// Ensures the topic and connects.
-    pub fn connect(args: &PublishArgs) -> anyhow::Result<Publisher> {
+    /// Ensures the topic and connects; each delivery moves `progress` (see
+    /// [`crate::terminal::progress_bar`]).
+    pub fn connect(args: &PublishArgs, progress: ProgressBar) -> anyhow::Result<Publisher> {
         ensure_topic(args)?;
-        Publisher::open(args)
+        Publisher::open_with_progress(args, progress)
     }
 
     /// Connects to an existing topic.
     pub fn open(args: &PublishArgs) -> anyhow::Result<Publisher> {
+        Publisher::open_with_progress(args, ProgressBar::hidden())
+    }
+
+    /// Connects to an existing topic; each delivery moves `progress`.
+    pub fn open_with_progress(
+        args: &PublishArgs,
+        progress: ProgressBar,
+    ) -> anyhow::Result<Publisher> {
         let producer = client_config(
             &connection(args),
             &[
@@ -99,10 +111,11 @@ impl Publisher {
                 ("compression.type", "lz4"),
             ],
         )
-        .create_with_context(DeliveryTracker::default())?;
+        .create_with_context(DeliveryTracker::with_progress(progress.clone()))?;
         Ok(Publisher {
             topic: args.topic.clone(),
             producer,
+            progress,
             started: Instant::now(),
             last_report: Mutex::new(Instant::now()),
         })
@@ -120,6 +133,9 @@ impl Publisher {
     }
 
     fn report_progress(&self) {
+        if !self.progress.is_hidden() {
+            return;
+        }
         let Ok(mut last) = self.last_report.try_lock() else {
             return;
         };
@@ -137,9 +153,9 @@ impl Publisher {
 
     /// Waits for every delivery; an error saying how many failed if any did.
     pub fn finish(self) -> anyhow::Result<PublishReport> {
-        self.producer
-            .flush(Duration::from_secs(60))
-            .map_err(|e| anyhow::anyhow!("waiting for deliveries to {}: {e}", self.topic))?;
+        let flushed = self.producer.flush(Duration::from_secs(60));
+        self.progress.finish_and_clear();
+        flushed.map_err(|e| anyhow::anyhow!("waiting for deliveries to {}: {e}", self.topic))?;
         let c = self.producer.context();
         let report = PublishReport {
             sent: c.delivered(),

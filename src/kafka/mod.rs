@@ -2,6 +2,7 @@
 //! helpers every producer shares: topic creation, delivery tracking, waiting for queue
 //! space.
 
+use indicatif::ProgressBar;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::RDKafkaLogLevel;
@@ -315,19 +316,35 @@ pub fn send_waiting<K: ToBytes + ?Sized, P: ToBytes + ?Sized>(
 }
 
 /// Counts deliveries that failed, keeping the last error for the message, and all that
-/// settled (delivered or failed).
+/// settled (delivered or failed), moving a progress bar if it has one.
 #[derive(Default)]
 pub struct DeliveryTracker {
     failed: AtomicU64,
     settled: AtomicU64,
     last_error: Mutex<Option<String>>,
+    progress: Option<ProgressBar>,
 }
 
 impl DeliveryTracker {
+    /// A tracker that moves `progress` by one for each message settled.
+    pub fn with_progress(progress: ProgressBar) -> DeliveryTracker {
+        DeliveryTracker {
+            progress: Some(progress),
+            ..DeliveryTracker::default()
+        }
+    }
+
     /// Records a message that could not even be queued: failed and settled.
     pub fn unsent(&self, error: &rdkafka::error::KafkaError) {
         self.fail(error);
+        self.settle();
+    }
+
+    fn settle(&self) {
         self.settled.fetch_add(1, Relaxed);
+        if let Some(progress) = &self.progress {
+            progress.inc(1);
+        }
     }
 
     /// Messages failed so far.
@@ -381,7 +398,7 @@ impl ProducerContext for DeliveryTracker {
         if let Err((e, _)) = result {
             self.fail(e);
         }
-        self.settled.fetch_add(1, Relaxed);
+        self.settle();
     }
 }
 

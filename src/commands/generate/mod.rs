@@ -11,6 +11,7 @@ use std::io::Write as _;
 
 use crate::cli::GenerateArgs;
 use crate::commands::publish::Publisher;
+use crate::terminal;
 
 mod json;
 #[cfg(test)]
@@ -169,6 +170,21 @@ impl Generator {
         }
     }
 
+    /// Readings of a flight without dropouts: sample ticks × sensors, what a progress bar
+    /// can count towards before the run.
+    pub fn samples(&self) -> u64 {
+        let mut ticks = 0;
+        while self.offset_ms(ticks) < self.config.duration_ms {
+            ticks += 1;
+        }
+        ticks * self.config.sensors as u64
+    }
+
+    /// Flight time of tick `k`.
+    fn offset_ms(&self, k: u64) -> i64 {
+        (k as f64 * 1000.0 / self.config.hz).round() as i64
+    }
+
     fn name(&self, i: usize) -> &str {
         let start = if i == 0 { 0 } else { self.ends[i - 1] };
         &self.names[start..self.ends[i]]
@@ -196,7 +212,7 @@ impl Generator {
         let mut emitted = 0u64;
         let mut k = 0u64;
         loop {
-            let offset = (k as f64 * 1000.0 / self.config.hz).round() as i64;
+            let offset = self.offset_ms(k);
             if offset >= self.config.duration_ms {
                 break;
             }
@@ -266,9 +282,10 @@ pub fn generate(args: &GenerateArgs) -> anyhow::Result<String> {
     });
     let started = std::time::Instant::now();
     let mut line = Vec::with_capacity(128);
+    let progress = terminal::progress_bar("generating", "readings", Some(generator.samples()));
     let count = match &args.topic {
         Some(topic) => {
-            let publisher = Publisher::connect(&args.broker.target(topic))?;
+            let publisher = Publisher::connect(&args.broker.target(topic), progress)?;
             let pace = args
                 .rate
                 .map(|rate| std::time::Duration::from_secs_f64(1.0 / rate));
@@ -297,11 +314,18 @@ pub fn generate(args: &GenerateArgs) -> anyhow::Result<String> {
                 None => Box::new(std::io::stdout().lock()),
             };
             let mut out = std::io::BufWriter::with_capacity(1 << 20, sink);
+            let mut written = 0u64;
             let count = generator.run(|reading| {
                 line.clear();
                 write_json_line(&mut line, reading);
+                written += 1;
+                // The bar reads the clock on each move: not once per line.
+                if written.is_multiple_of(4096) {
+                    progress.set_position(written);
+                }
                 out.write_all(&line)
             });
+            progress.finish_and_clear();
             match count.and_then(|c| out.flush().map(|_| c)) {
                 Ok(c) => c,
                 Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(String::new()),
