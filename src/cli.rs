@@ -140,11 +140,14 @@ pub struct ProduceArgs {
     #[arg(env = "MAXQ_RATE", long, value_name = "R", conflicts_with = "realtime")]
     pub rate: Option<f64>,
 
-    /// At the recorded pace (see --speed).
+    /// At the recorded pace, --speed times faster: a reading recorded t after the first is
+    /// sent t / speed after the start.
     #[arg(env = "MAXQ_REALTIME", long)]
     pub realtime: bool,
 
-    /// With --realtime: how many times faster than recorded.
+    /// With --realtime: how many times faster than recorded. With --rebase-now too, event
+    /// time is compressed as much: a reading recorded t after the first is stamped start +
+    /// t / speed, the moment it is sent, so no stamp runs ahead of the wall clock.
     #[arg(env = "MAXQ_SPEED", long, value_name = "X", default_value_t = 1.0)]
     pub speed: f64,
 
@@ -152,7 +155,9 @@ pub struct ProduceArgs {
     #[arg(env = "MAXQ_LOOP", long = "loop")]
     pub r#loop: bool,
 
-    /// Shift timestamps so that the first reading is now.
+    /// Stamp the first reading with the current time and the others at their recorded
+    /// spacing after it (divided by --speed with --realtime). Without --realtime, readings
+    /// go out at --rate or at once, so later stamps may lie ahead of the wall clock.
     #[arg(env = "MAXQ_REBASE_NOW", long)]
     pub rebase_now: bool,
 

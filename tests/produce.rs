@@ -291,3 +291,82 @@ fn a_closed_broker_port_fails_fast_naming_brokers() {
         );
     }
 }
+
+#[test]
+fn realtime_speed_rebase_now_compresses_event_time_so_no_stamp_runs_ahead() {
+    // The first 10 s of the CRS-11 capture, 5 times faster: 2 s of sending.
+    let speed = 5.0;
+    let capture = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/datasets/crs-11/stage1_raw.jsonl"
+    ))
+    .unwrap();
+    let sample: Vec<&str> = capture
+        .lines()
+        .take_while(|l| {
+            let s: serde_json::Value = serde_json::from_str(l).unwrap();
+            s["time"].as_f64().unwrap() <= 10.0
+        })
+        .collect();
+    let recorded_ms: Vec<f64> = sample
+        .iter()
+        .map(|l| {
+            let s: serde_json::Value = serde_json::from_str(l).unwrap();
+            s["time"].as_f64().unwrap() * 1000.0
+        })
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("first-10s.jsonl");
+    std::fs::write(&file, sample.join("\n")).unwrap();
+    let topic = unique("speed");
+    maxq_produce(&[
+        "--topic",
+        &topic,
+        "--partitions",
+        "1",
+        "--realtime",
+        "--speed",
+        "5",
+        "--rebase-now",
+        file.to_str().unwrap(),
+    ]);
+
+    // (stamp, the Kafka record's own time: when the producer sent it), in send order.
+    let consumer = reader(&topic);
+    let mut back: Vec<(i64, i64)> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while back.len() < 2 * sample.len() && Instant::now() < deadline {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+            let sent_ms = m
+                .timestamp()
+                .to_millis()
+                .expect("the producer sets the record's time");
+            let stamp = Reading::parse(m.payload().unwrap()).unwrap().ts_ms;
+            back.push((stamp, sent_ms));
+        }
+    }
+    assert_eq!(
+        back.len(),
+        2 * sample.len(),
+        "velocity and altitude per sample"
+    );
+    for (stamp, sent_ms) in &back {
+        assert!(
+            *stamp <= sent_ms + 1_000,
+            "stamped {} ms after it was sent",
+            stamp - sent_ms
+        );
+    }
+    let mut stamps: Vec<i64> = back.iter().map(|(stamp, _)| *stamp).collect();
+    stamps.sort();
+    stamps.dedup();
+    assert_eq!(stamps.len(), recorded_ms.len(), "one stamp per sample");
+    for (stamp, recorded) in stamps.iter().zip(&recorded_ms) {
+        let expected = (recorded - recorded_ms[0]) / speed;
+        assert!(
+            ((stamp - stamps[0]) as f64 - expected).abs() <= 1.0,
+            "a sample recorded {recorded} ms in is stamped {} ms after the first, not {expected}",
+            stamp - stamps[0]
+        );
+    }
+}

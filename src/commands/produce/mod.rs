@@ -5,13 +5,14 @@ use anyhow::{bail, Context};
 use serde_json::{Map, Value};
 use std::io::Read;
 use std::path::Path;
-use std::time::{Duration, Instant};
 use tracing::info;
 
 use crate::cli::{InputFormat, ProduceArgs};
 use crate::commands::publish::{PublishReport, Publisher};
 use crate::pipeline::parse::Reading;
 use crate::{targets, terminal};
+
+mod pace;
 
 /// One reading to publish: its key, time and JSON object (with `ts` normalized to ms).
 #[derive(Clone, Debug)]
@@ -198,6 +199,7 @@ pub fn spacex_sample(line: &str, stage: &str, launch_ms: i64) -> Result<Vec<Outg
 
 /// Runs `maxq produce`.
 pub fn produce(args: &ProduceArgs) -> anyhow::Result<PublishReport> {
+    pace::check(args)?;
     let (readings, skipped) = read_inputs(args)?;
     if skipped > 0 {
         info!(target: targets::PRODUCE, skipped, "skipped bad input lines");
@@ -205,57 +207,10 @@ pub fn produce(args: &ProduceArgs) -> anyhow::Result<PublishReport> {
     let total = (!args.r#loop).then_some(readings.len() as u64);
     let progress = terminal::progress_bar("producing", "readings", total);
     let publisher = Publisher::connect(&args.broker.target(&args.topic), progress)?;
-    pace(&readings, args, |o, shift| {
+    pace::pace(&readings, args, |o, shift| {
         publisher.send(&o.sensor, &o.payload(shift))
     })?;
     publisher.finish()
-}
-
-/// Sends `readings` at the pace the flags ask for, shifting time for `--loop` and
-/// `--rebase-now`.
-fn pace(
-    readings: &[Outgoing],
-    args: &ProduceArgs,
-    mut send: impl FnMut(&Outgoing, i64) -> anyhow::Result<()>,
-) -> anyhow::Result<()> {
-    let (Some(first), Some(last)) = (
-        readings.iter().map(|r| r.ts_ms).min(),
-        readings.iter().map(|r| r.ts_ms).max(),
-    ) else {
-        return Ok(());
-    };
-    let span = last - first + 1;
-    let mut shift = if args.rebase_now {
-        chrono::Utc::now().timestamp_millis() - first
-    } else {
-        0
-    };
-    let started = Instant::now();
-    let mut sent: u64 = 0;
-    loop {
-        let round_start = Instant::now();
-        for r in readings {
-            if let Some(rate) = args.rate {
-                sleep_until(started + Duration::from_secs_f64(sent as f64 / rate));
-            } else if args.realtime {
-                let offset = (r.ts_ms - first) as f64 / 1000.0 / args.speed;
-                sleep_until(round_start + Duration::from_secs_f64(offset.max(0.0)));
-            }
-            send(r, shift)?;
-            sent += 1;
-        }
-        if !args.r#loop {
-            return Ok(());
-        }
-        shift += span;
-    }
-}
-
-fn sleep_until(when: Instant) {
-    let now = Instant::now();
-    if when > now {
-        std::thread::sleep(when - now);
-    }
 }
 
 #[cfg(test)]
