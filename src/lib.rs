@@ -21,7 +21,7 @@
 //! [`key`], [`stats`] and [`line_protocol`] are the types every stage shares; they import
 //! nothing of the pipeline. [`run`] starts the workers and the threads beside them,
 //! [`commands`] holds the other subcommands, [`kafka`] the client helpers, [`terminal`] the
-//! progress bars drawn on a terminal.
+//! progress bars and live views drawn on a terminal.
 #![forbid(missing_docs)]
 
 pub mod key;
