@@ -1,6 +1,6 @@
 //! The embedded demo, what `cargo run --release` runs: no services, under a minute, its
 //! per-minute CRS-11 stage-1 velocity table equals an independent computation from the
-//! committed capture.
+//! committed capture, and its picture draws the minutes the table prints.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -163,4 +163,233 @@ fn the_demo_runs_alone_and_prints_the_crs11_minutes() {
         written >= expected.len(),
         "the points went to the line-protocol files"
     );
+}
+
+/// One drawn element: its position and, for text, its content, anchor and colour.
+#[derive(Clone, Debug)]
+struct Drawn {
+    x: f64,
+    y: f64,
+    text: String,
+    anchor: String,
+    color: String,
+}
+
+/// A linear map from pixels to values, fitted through the axis' outermost labels.
+struct Axis {
+    pixel: (f64, f64),
+    value: (f64, f64),
+}
+
+impl Axis {
+    fn through(mut labels: Vec<(f64, f64)>) -> Axis {
+        labels.sort_by(|a, b| a.0.total_cmp(&b.0));
+        assert!(labels.len() >= 2, "an axis needs two labels: {labels:?}");
+        let (first, last) = (labels[0], labels[labels.len() - 1]);
+        Axis {
+            pixel: (first.0, last.0),
+            value: (first.1, last.1),
+        }
+    }
+
+    /// Value units per pixel.
+    fn per_pixel(&self) -> f64 {
+        ((self.value.1 - self.value.0) / (self.pixel.1 - self.pixel.0)).abs()
+    }
+
+    fn value(&self, pixel: f64) -> f64 {
+        self.value.0
+            + (pixel - self.pixel.0) * (self.value.1 - self.value.0) / (self.pixel.1 - self.pixel.0)
+    }
+}
+
+/// One stacked panel of the picture, read as a person reads it: the points drawn, the
+/// axes from their labels.
+struct Panel {
+    points: Vec<(f64, f64)>,
+    texts: Vec<Drawn>,
+    /// Vertical lines drawn in each colour: colour → x pixels.
+    verticals: BTreeMap<String, Vec<f64>>,
+    x: Axis,
+    y: Axis,
+}
+
+/// The panels of the SVG, by the sensor named on their vertical axis.
+fn panels(svg: &str) -> BTreeMap<String, Panel> {
+    let doc = roxmltree::Document::parse(svg).expect("the picture is well-formed XML");
+    assert_eq!(doc.root_element().tag_name().name(), "svg");
+    let num = |node: roxmltree::Node, name: &str| -> f64 {
+        node.attribute(name).unwrap().parse().unwrap()
+    };
+    let mut texts = Vec::new();
+    let mut titles = Vec::new();
+    let mut points = Vec::new();
+    let mut verticals = Vec::new();
+    for node in doc.descendants().filter(|n| n.is_element()) {
+        match node.tag_name().name() {
+            "text" => {
+                let drawn = Drawn {
+                    x: num(node, "x"),
+                    y: num(node, "y"),
+                    text: node.text().unwrap_or("").trim().to_owned(),
+                    anchor: node.attribute("text-anchor").unwrap_or("").to_owned(),
+                    color: node.attribute("fill").unwrap_or("").to_owned(),
+                };
+                if node
+                    .attribute("transform")
+                    .is_some_and(|t| t.starts_with("rotate(270"))
+                {
+                    titles.push(drawn);
+                } else {
+                    texts.push(drawn);
+                }
+            }
+            "circle" => points.push((num(node, "cx"), num(node, "cy"))),
+            "polyline" | "line" => {
+                let xy: Vec<(f64, f64)> = match node.attribute("points") {
+                    Some(p) => p
+                        .split_whitespace()
+                        .map(|xy| {
+                            let (x, y) = xy.split_once(',').unwrap();
+                            (x.parse().unwrap(), y.parse().unwrap())
+                        })
+                        .collect(),
+                    None => vec![
+                        (num(node, "x1"), num(node, "y1")),
+                        (num(node, "x2"), num(node, "y2")),
+                    ],
+                };
+                if xy.len() == 2 && xy[0].0 == xy[1].0 && xy[0].1 != xy[1].1 {
+                    let color = node.attribute("stroke").unwrap_or("").to_owned();
+                    verticals.push((color, xy[0].0, (xy[0].1 + xy[1].1) / 2.0));
+                }
+            }
+            _ => {}
+        }
+    }
+    // Each element belongs to the panel whose axis title is nearest vertically.
+    let nearest = |y: f64| -> usize {
+        (0..titles.len())
+            .min_by(|&a, &b| (titles[a].y - y).abs().total_cmp(&(titles[b].y - y).abs()))
+            .unwrap()
+    };
+    titles
+        .iter()
+        .enumerate()
+        .map(|(i, title)| {
+            let texts: Vec<Drawn> = texts
+                .iter()
+                .filter(|t| nearest(t.y) == i)
+                .cloned()
+                .collect();
+            let mut lines: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+            for (color, x, _) in verticals.iter().filter(|v| nearest(v.2) == i) {
+                lines.entry(color.clone()).or_default().push(*x);
+            }
+            let y = Axis::through(
+                texts
+                    .iter()
+                    .filter(|t| t.anchor == "end")
+                    .filter_map(|t| Some((t.y, t.text.parse::<f64>().ok()?)))
+                    .collect(),
+            );
+            let x = Axis::through(
+                texts
+                    .iter()
+                    .filter(|t| t.anchor == "middle")
+                    .filter_map(|t| Some((t.x, flight_seconds(&t.text)? as f64)))
+                    .collect(),
+            );
+            let panel = Panel {
+                points: points
+                    .iter()
+                    .copied()
+                    .filter(|p| nearest(p.1) == i)
+                    .collect(),
+                texts,
+                verticals: lines,
+                x,
+                y,
+            };
+            (
+                title.text.split_whitespace().next().unwrap().to_owned(),
+                panel,
+            )
+        })
+        .collect()
+}
+
+/// The marked events' flight times, s, from the dataset: (label, seconds).
+fn marked_events() -> Vec<(&'static str, f64)> {
+    let text = std::fs::read_to_string(format!("{CRS11}/events.jsonl")).unwrap();
+    let mut events = Vec::new();
+    for line in text.lines() {
+        let event: serde_json::Value = serde_json::from_str(line).unwrap();
+        for (name, label) in [("maxq", "Max-Q"), ("meco", "MECO")] {
+            if let Some(seconds) = event[name].as_f64() {
+                events.push((label, seconds));
+            }
+        }
+    }
+    assert_eq!(events.len(), 2, "max-Q and MECO are in the dataset");
+    events
+}
+
+#[test]
+fn the_picture_draws_the_printed_minutes_and_marks_max_q_and_meco() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = demo(dir.path());
+    let path = dir.path().join("crs11-stage1.svg");
+    assert!(
+        run.stdout.contains(&path.display().to_string()),
+        "the demo prints where the picture is: {}",
+        run.stdout
+    );
+    let svg = std::fs::read_to_string(&path).unwrap();
+    let panels = panels(&svg);
+    assert_eq!(
+        panels.keys().collect::<Vec<_>>(),
+        ["stage1.altitude", "stage1.velocity"]
+    );
+    for (sensor, panel) in &panels {
+        let printed = printed_minutes(&run.stdout, sensor);
+        let mut means = panel.points.clone();
+        means.sort_by(|a, b| a.0.total_cmp(&b.0));
+        assert_eq!(
+            means.len(),
+            printed.len(),
+            "{sensor}: one mean drawn per printed minute"
+        );
+        // A drawn point is an integer pixel: within a pixel and a half of the value.
+        let (x_tolerance, y_tolerance) = (1.5 * panel.x.per_pixel(), 1.5 * panel.y.per_pixel());
+        for ((x, y), (start, (_, mean, _, _))) in means.iter().zip(&printed) {
+            let (at, value) = (panel.x.value(*x), panel.y.value(*y));
+            assert!(
+                (at - (*start as f64 + 30.0)).abs() <= x_tolerance,
+                "{sensor}: the mean of the window from T{start:+}s is drawn at T{at:+.1}s, not mid-window"
+            );
+            assert!(
+                (value - mean).abs() <= y_tolerance,
+                "{sensor}: the window from T{start:+}s shows mean {value:.2}, the table {mean:.3} (± {y_tolerance:.2})"
+            );
+        }
+        for (label, seconds) in marked_events() {
+            let clock = format!("T+{}:{:02}", seconds as i64 / 60, seconds as i64 % 60);
+            let text = panel
+                .texts
+                .iter()
+                .find(|t| t.text == format!("{label} {clock}"))
+                .unwrap_or_else(|| panic!("{sensor}: no label {label} {clock}"));
+            let lines = panel
+                .verticals
+                .get(&text.color)
+                .unwrap_or_else(|| panic!("{sensor}: no line in the colour of {label}"));
+            assert!(
+                lines
+                    .iter()
+                    .any(|x| (panel.x.value(*x) - seconds).abs() <= x_tolerance),
+                "{sensor}: no line marks {label} at T+{seconds}s"
+            );
+        }
+    }
 }

@@ -2,7 +2,7 @@
 //! (librdkafka's mock cluster) with 4 partitions, the real CRS-11 first-stage telemetry and
 //! a generated launch published to it, and the same `run` dataflow on 2 workers over it.
 //! Without `--influx-url` the points go to line-protocol files, written afresh each run.
-//! It ends with a per-minute table of the CRS-11 windows.
+//! It ends with a per-minute table of the CRS-11 windows and a picture of them.
 
 use anyhow::Context;
 use clap::Parser;
@@ -23,11 +23,15 @@ use crate::run::execute;
 use crate::stats::Stats;
 use crate::terminal;
 
+mod picture;
 mod table;
 mod view;
 
 /// The CRS-11 first-stage capture (SpaceX webcast telemetry, via shahar603/Telemetry-Data).
 pub const CRS11_STAGE1: &str = include_str!("../../../datasets/crs-11/stage1_raw.jsonl");
+
+/// CRS-11's flight events, seconds after T+0, from the same source.
+pub const CRS11_EVENTS: &str = include_str!("../../../datasets/crs-11/events.jsonl");
 
 /// CRS-11's lift-off, T+0.
 pub const CRS11_LAUNCH: &str = "2017-06-03T21:07:38Z";
@@ -38,7 +42,7 @@ const GENERATED_LAUNCH: &str = "2026-11-25T12:00:00Z";
 const TOPIC: &str = "telemetry";
 const PARTITIONS: i32 = 4;
 
-/// The CRS-11 series the table shows.
+/// The CRS-11 series the table and the picture show.
 const CRS11_SERIES: [&str; 2] = [
     "sensor=stage1.velocity,unit=m/s",
     "sensor=stage1.altitude,unit=km",
@@ -51,6 +55,9 @@ const WATCHED: [(&str, &str); 4] = [
     ("sensor=velocity.0,unit=m/s", GENERATED_LAUNCH),
     ("sensor=altitude.0,unit=m", GENERATED_LAUNCH),
 ];
+
+/// The picture's file name in `--output-dir`.
+const PICTURE: &str = "crs11-stage1.svg";
 
 fn ms(rfc3339: &str) -> i64 {
     chrono::DateTime::parse_from_rfc3339(rfc3339)
@@ -142,6 +149,8 @@ pub fn demo(args: &DemoArgs) -> anyhow::Result<()> {
     let launch_ms = ms(CRS11_LAUNCH);
     let minutes = CRS11_SERIES.map(|series| watch.of(series));
     table::print(&CRS11_SERIES, &minutes, launch_ms);
+    let picture = args.sink.output_dir.join(PICTURE);
+    picture::draw(&picture, &crs11_readings()?, &minutes, launch_ms)?;
     println!(
         "{} readings in {:.1} s ({:.0}/s), {} late, {} malformed, {} window points written to {}",
         summary.readings,
@@ -155,6 +164,7 @@ pub fn demo(args: &DemoArgs) -> anyhow::Result<()> {
             SinkTarget::V1 { url, .. } | SinkTarget::V2 { url, .. } => url.clone(),
         }
     );
+    println!("picture of the CRS-11 windows: {}", picture.display());
     Ok(())
 }
 
