@@ -1,8 +1,9 @@
 //! The threads beside the workers: the progress line, handing freed memory back, and the
 //! deadline of a shutdown.
 
+use indicatif::ProgressBar;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 use tracing::info;
 
@@ -11,6 +12,7 @@ use crate::pipeline::control::Control;
 use crate::pipeline::metrics::Metrics;
 use crate::pipeline::sink::Backlog;
 use crate::targets;
+use crate::terminal;
 
 /// A helper thread that runs until the workers are done.
 pub struct Background {
@@ -61,11 +63,30 @@ pub fn start_trimmer() -> Option<Background> {
     None
 }
 
-/// The per-process progress line.
-pub fn start_reporter(metrics: Arc<Metrics>, interval: Duration) -> Background {
+/// How often a progress bar is moved.
+const BAR_EVERY: Duration = Duration::from_millis(200);
+
+/// The per-process progress: with `bar`, a bar of the messages read out of those up to the
+/// end offsets, drawn once they are known; else a log line every `interval`.
+pub fn start_reporter(
+    metrics: Arc<Metrics>,
+    interval: Duration,
+    bar: Option<Arc<OnceLock<ProgressBar>>>,
+) -> Background {
     let mut last = (Instant::now(), 0u64);
-    Background::every(interval, move || {
+    let tick = if bar.is_some() { BAR_EVERY } else { interval };
+    Background::every(tick, move || {
         let m = &metrics;
+        if let Some(bar) = &bar {
+            let (_, total) = m.live.read_and_total();
+            if total > 0 {
+                let bar =
+                    bar.get_or_init(|| terminal::progress_bar("reading", "messages", Some(total)));
+                bar.set_length(total);
+                bar.set_position(m.readings_total() + m.late_total() + m.malformed_total());
+            }
+            return;
+        }
         let readings = m.readings_total();
         let rate = (readings - last.1) as f64 / last.0.elapsed().as_secs_f64().max(1e-9);
         last = (Instant::now(), readings);

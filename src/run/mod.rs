@@ -8,7 +8,7 @@ mod metrics;
 use std::cell::Cell;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 use tracing::info;
 
@@ -105,7 +105,14 @@ fn execute_connected(
     }
     info!(target: targets::RUN, topic = %config.kafka.topic, partitions, "starting");
     let started = Instant::now();
-    let reporter = background::start_reporter(context.metrics.clone(), config.progress_interval);
+    // `--until-end` on a terminal shows a bar to the end offsets; the demo draws its own view.
+    let bar = (config.kafka.until_end && context.tap.is_none() && crate::terminal::is_terminal())
+        .then(|| Arc::new(OnceLock::new()));
+    let reporter = background::start_reporter(
+        context.metrics.clone(),
+        config.progress_interval,
+        bar.clone(),
+    );
     let endpoint = config
         .metrics_addr
         .map(|addr| metrics::serve(addr, context.metrics.clone(), context.control.clone()))
@@ -173,6 +180,10 @@ fn execute_connected(
     .map_err(|e| anyhow::anyhow!("starting the timely cluster (-w/-n/-p/-h): {e}"))?;
     let results = guards.join();
     reporter.finish();
+    // Left drawn at its end, above the summary.
+    if let Some(bar) = bar.as_deref().and_then(OnceLock::get) {
+        bar.finish();
+    }
     if let Some(export) = export {
         export.finish();
     }

@@ -38,7 +38,9 @@ impl PartitionFigures {
 /// The gauges of a process.
 #[derive(Debug)]
 pub struct Live {
-    partitions: Mutex<BTreeMap<i32, PartitionFigures>>,
+    /// Each partition's position at its first report (where this run started it), and its
+    /// latest figures.
+    partitions: Mutex<BTreeMap<i32, (i64, PartitionFigures)>>,
     watermark_ms: AtomicI64,
     last_commit: Mutex<Option<Instant>>,
     backlog: OnceLock<Arc<Backlog>>,
@@ -70,7 +72,9 @@ impl Live {
     /// offset is kept.
     pub fn partition(&self, partition: i32, mut figures: PartitionFigures) {
         let mut partitions = self.partitions.lock().unwrap_or_else(|e| e.into_inner());
-        let entry = partitions.entry(partition).or_default();
+        let (_, entry) = partitions
+            .entry(partition)
+            .or_insert((figures.position, figures));
         figures.committed = entry.committed;
         *entry = figures;
     }
@@ -79,7 +83,9 @@ impl Live {
     pub fn committed(&self, offsets: &BTreeMap<i32, i64>) {
         let mut partitions = self.partitions.lock().unwrap_or_else(|e| e.into_inner());
         for (partition, offset) in offsets {
-            partitions.entry(*partition).or_default().committed = Some(*offset);
+            if let Some((_, figures)) = partitions.get_mut(partition) {
+                figures.committed = Some(*offset);
+            }
         }
         *self.last_commit.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
     }
@@ -96,10 +102,23 @@ impl Live {
 
     /// Every partition's figures, by partition.
     pub fn partitions(&self) -> BTreeMap<i32, PartitionFigures> {
-        self.partitions
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        let partitions = self.partitions.lock().unwrap_or_else(|e| e.into_inner());
+        partitions.iter().map(|(p, (_, f))| (*p, *f)).collect()
+    }
+
+    /// Messages read since each partition was first reported, and between there and the
+    /// end offsets: a run's progress.
+    pub fn read_and_total(&self) -> (u64, u64) {
+        let partitions = self.partitions.lock().unwrap_or_else(|e| e.into_inner());
+        partitions
+            .values()
+            .fold((0, 0), |(read, total), (first, f)| {
+                let from = |offset: i64| (offset - first).max(0) as u64;
+                (
+                    read + from(f.position),
+                    total + from(f.end_offset.max(f.position)),
+                )
+            })
     }
 
     /// Seconds the pipeline watermark is behind `now_ms`, once there is one.

@@ -170,6 +170,17 @@ impl Counted {
     }
 }
 
+/// `state`'s figures for the metrics.
+fn figures(state: &PartitionState, idle: bool, watermark_ms: Option<i64>) -> PartitionFigures {
+    PartitionFigures {
+        position: state.next_offset,
+        end_offset: state.end_seen.max(state.next_offset),
+        idle,
+        watermark_ms,
+        committed: None,
+    }
+}
+
 /// Records `state`'s figures at the end of an epoch: its report, and the end offset the
 /// consumer last saw (librdkafka's cached high watermark, no request).
 fn report(
@@ -182,16 +193,8 @@ fn report(
     if let Some(high) = cached_end_offset(consumer, topic, state.partition) {
         state.end_seen = state.end_seen.max(high);
     }
-    context.metrics.live.partition(
-        state.partition,
-        PartitionFigures {
-            position: state.next_offset,
-            end_offset: state.end_seen.max(state.next_offset),
-            idle: progress.idle,
-            watermark_ms: progress.watermark_ms,
-            committed: None,
-        },
-    );
+    let figures = figures(state, progress.idle, progress.watermark_ms);
+    context.metrics.live.partition(state.partition, figures);
 }
 
 /// The end offset of `partition` from the consumer's last fetch response, without a
@@ -250,6 +253,11 @@ pub fn kafka_source<'scope>(
         if partitions.borrow().states.is_empty() {
             progress_cap = None;
             updates_cap = None;
+        }
+        // Where each partition starts, so that a run's progress counts from there.
+        for state in &partitions.borrow().states {
+            let figures = figures(state, false, None);
+            context.metrics.live.partition(state.partition, figures);
         }
         let mut dead_letters = dead_letters;
         move |_frontiers| {
