@@ -28,6 +28,26 @@ fn run_with(extra: &[&str]) -> (Option<i32>, String) {
 }
 
 #[test]
+fn a_closed_broker_port_fails_at_once_naming_brokers() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let brokers = format!("127.0.0.1:{port}");
+    let started = Instant::now();
+    let out = maxq(&["run", "--brokers", &brokers, "--topic", "t", "--until-end"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(stderr.contains(&format!("--brokers {brokers}")), "{stderr}");
+}
+
+#[test]
 fn an_influx_url_without_a_scheme_fails_at_start() {
     let (code, stderr) = run_with(&[
         "--influx-url",

@@ -47,6 +47,8 @@ pub fn run(args: &RunArgs) -> anyhow::Result<RunSummary> {
         timely::CommunicationConfig::Cluster { process, .. } => *process,
         _ => 0,
     };
+    // A wrong --brokers fails now, in a second or so, not after every retry of the lease.
+    crate::kafka::check_reachable(&config.kafka.connection)?;
     // Process 0 stands for its cluster: one instance per group and topic.
     if process == 0 {
         lease::acquire(&config.kafka, args.cluster.processes)?;
