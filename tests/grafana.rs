@@ -9,7 +9,7 @@ mod common;
 
 use common::*;
 use serde_json::Value;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 
 const TELEMETRY: &str = "grafana/dashboards/telemetry.json";
 const HEALTH: &str = "grafana/dashboards/health.json";
@@ -286,13 +286,7 @@ fn run_until(extra: &[&str], what: &str, done: impl Fn(&str) -> bool) -> String 
             .chain(extra)
             .map(|s| s.to_string()),
     );
-    let mut child = Command::new(env!("CARGO_BIN_EXE_maxq"))
-        .args(&args)
-        .env("RUST_LOG", "warn")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let watch = ProgressWatch::follow(&mut child);
+    let (child, watch) = spawn_watched(&args);
     let mut run = Run { child, watch };
     wait_until(&format!("every window written, {what}"), 60, || {
         if let Some(status) = run.child.try_wait().unwrap() {

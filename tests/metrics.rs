@@ -6,7 +6,6 @@ mod common;
 
 use common::*;
 use std::collections::BTreeMap;
-use std::process::{Command, Stdio};
 
 /// A free loopback port.
 fn free_port() -> u16 {
@@ -104,13 +103,7 @@ fn the_endpoint_counts_what_a_streaming_run_read_and_its_lag_reaches_zero() {
         ]
         .map(String::from),
     );
-    let mut child = Command::new(env!("CARGO_BIN_EXE_maxq"))
-        .args(&args)
-        .env("RUST_LOG", "warn")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let watch = ProgressWatch::follow(&mut child);
+    let (mut child, watch) = spawn_watched(&args);
 
     let readings = accepted(&messages) as f64;
     let mut last = None;

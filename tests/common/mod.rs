@@ -340,6 +340,18 @@ pub fn maxq(args: &[&str]) -> Output {
         .expect("running maxq")
 }
 
+/// Starts `maxq args` with `RUST_LOG=warn` and follows its stderr.
+pub fn spawn_watched(args: &[String]) -> (std::process::Child, ProgressWatch) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_maxq"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("running maxq");
+    let watch = ProgressWatch::follow(&mut child);
+    (child, watch)
+}
+
 /// Runs maxq and asserts it exited 0.
 pub fn maxq_ok(args: &[&str]) -> Output {
     let out = maxq(args);
