@@ -38,29 +38,48 @@ use commit::{commit, intents, CommitConfig};
 use emit::{emit, EmitConfig};
 use progress::ResumePoint;
 use sink::sink;
-use source::{kafka_source, KafkaInput};
+use source::{kafka_source, KafkaInput, ProcessInput};
 
 pub use context::{Context, Tap};
+pub use source::Placement;
 
-/// A worker's Kafka clients: its consumer and partitions, and the resume log.
+/// The process's Kafka clients, shared by its workers: the consumer of every partition
+/// they own, and the dead-letter producer.
+pub struct ProcessClients {
+    input: ProcessInput,
+}
+
+impl ProcessClients {
+    /// Connects the process placed at `placement` (see [`ProcessInput::connect`]).
+    pub fn connect(
+        config: &RunConfig,
+        placement: Placement,
+        partitions: usize,
+        resume: &BTreeMap<i32, ResumePoint>,
+    ) -> Result<ProcessClients, KafkaError> {
+        Ok(ProcessClients {
+            input: ProcessInput::connect(config, placement, partitions, resume)?,
+        })
+    }
+}
+
+/// A worker's Kafka clients: its part of the process's consumer, and the resume log.
 pub struct Clients {
-    /// The consumer, assigned the worker's partitions, and the dead-letter producer.
+    /// The queues and states of the worker's partitions, and the dead-letter producer.
     pub input: KafkaInput,
     /// Where intents and resume points are recorded.
     pub resume_log: Rc<ResumeLog>,
 }
 
 impl Clients {
-    /// Connects worker `index` of `peers` (see [`KafkaInput::connect`]) and the resume log.
+    /// Takes local worker `local`'s part of `process` and connects its resume log.
     pub fn connect(
         config: &RunConfig,
-        index: usize,
-        peers: usize,
-        partitions: usize,
-        resume: &BTreeMap<i32, ResumePoint>,
+        process: &ProcessClients,
+        local: usize,
     ) -> Result<Clients, KafkaError> {
         Ok(Clients {
-            input: KafkaInput::connect(config, index, peers, partitions, resume)?,
+            input: process.input.take(local),
             resume_log: Rc::new(ResumeLog::connect(&config.kafka)?),
         })
     }

@@ -19,7 +19,7 @@ use crate::kafka::partition_count;
 use crate::pipeline::metrics::Metrics;
 use crate::pipeline::parse::Malformed;
 use crate::pipeline::sink::{Backlog, Refusal};
-use crate::pipeline::{Clients, Context, Tap};
+use crate::pipeline::{Clients, Context, Placement, ProcessClients, Tap};
 use crate::targets;
 
 /// What a run did, for the caller's summary.
@@ -72,6 +72,32 @@ pub fn execute(
     tap: Option<Tap>,
 ) -> anyhow::Result<RunSummary> {
     execute_connected(config, timely, metrics, tap, Arc::default())
+}
+
+/// Where this process's workers are in the timely cluster.
+fn placement(communication: &timely::CommunicationConfig) -> Placement {
+    match communication {
+        timely::CommunicationConfig::Cluster {
+            threads,
+            process,
+            addresses,
+            ..
+        } => Placement {
+            process: *process,
+            workers: *threads,
+            peers: threads * addresses.len(),
+        },
+        timely::CommunicationConfig::Process(workers) => Placement {
+            process: 0,
+            workers: *workers,
+            peers: *workers,
+        },
+        _ => Placement {
+            process: 0,
+            workers: 1,
+            peers: 1,
+        },
+    }
 }
 
 /// [`execute`], setting `connected` once timely has connected the cluster.
@@ -133,6 +159,12 @@ fn execute_connected(
         timely.communication,
         timely::CommunicationConfig::Cluster { .. }
     );
+    let placement = placement(&timely.communication);
+    let process = match ProcessClients::connect(&config, placement, partitions, &resume) {
+        Ok(process) => Arc::new(process),
+        Err(e) if in_cluster => cluster::exit_on_fatal(&e.to_string()),
+        Err(e) => return Err(e.into()),
+    };
     let config = Arc::new(config);
     let worker_context = context.clone();
     let guards = timely::execute(timely, move |worker| -> Result<(), String> {
@@ -140,18 +172,18 @@ fn execute_connected(
         let control = context.control.clone();
         connected.store(true, Relaxed);
         let config = Rc::new(RunConfig::clone(&config));
-        let input =
-            match Clients::connect(&config, worker.index(), worker.peers(), partitions, &resume) {
-                Ok(input) => input,
-                Err(e) => {
-                    if in_cluster {
-                        cluster::exit_on_fatal(&e.to_string());
-                    }
-                    // The other workers would wait for this one's dataflow forever.
-                    control.fail(e.to_string());
-                    return Err(e.to_string());
+        let local = worker.index() - placement.process * placement.workers;
+        let input = match Clients::connect(&config, &process, local) {
+            Ok(input) => input,
+            Err(e) => {
+                if in_cluster {
+                    cluster::exit_on_fatal(&e.to_string());
                 }
-            };
+                // The other workers would wait for this one's dataflow forever.
+                control.fail(e.to_string());
+                return Err(e.to_string());
+            }
+        };
         let finish = Rc::new(Cell::new(config.kafka.until_end));
         crate::pipeline::build(
             worker,

@@ -1,9 +1,11 @@
 //! The Kafka source: partition ownership, polling, per-partition lateness, offsets.
 
+mod consumer;
 mod dead_letter;
 mod operator;
 mod partition;
 
+pub use consumer::{KafkaInput, Placement, ProcessInput};
 pub use dead_letter::DeadLetters;
-pub use operator::{kafka_source, KafkaInput};
+pub use operator::kafka_source;
 pub use partition::{OwnedPartitions, PartitionState};

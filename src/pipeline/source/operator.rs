@@ -2,136 +2,49 @@
 //!
 //! It follows timely's custom-source pattern: the capability is kept in an `Option`,
 //! downgraded to the current epoch as wall-clock time passes, dropped when the source is
-//! finished (`--until-end`, or shutdown). It polls the consumer with a zero timeout and a
-//! per-activation budget, so the worker thread never blocks. When it found nothing it is
-//! woken by the consumer (librdkafka calls back when its queue gets a message) or at the
-//! next epoch, not by polling: an idle worker sleeps.
+//! finished (`--until-end`, or shutdown). It polls its partitions' queues with a zero
+//! timeout and a per-activation budget, so the worker thread never blocks. When it found
+//! nothing it is woken by a queue (librdkafka calls back when it gets a message) or at the
+//! next epoch, not by polling: an idle worker sleeps. Each activation also serves the
+//! process consumer's own queue, whose events (errors, commit results) librdkafka hands
+//! over only when polled.
 //!
 //! Two outputs: the window updates of accepted readings, as differential updates
 //! `(key, epoch, Stats)`, and one [`PartitionProgress`] per owned partition at the end of
 //! every epoch.
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::KafkaError as RdKafkaError;
-use rdkafka::{Message, Offset, TopicPartitionList};
-use std::cell::RefCell;
-use std::collections::BTreeMap;
+use rdkafka::error::{KafkaError as RdKafkaError, KafkaResult};
+use rdkafka::message::BorrowedMessage;
+use rdkafka::Message;
 use std::ffi::{CStr, CString};
 use std::rc::Rc;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::{Scope, StreamVec};
-use timely::scheduling::SyncActivator;
 
-use super::{DeadLetters, OwnedPartitions, PartitionState};
-use crate::config::{RunConfig, StartAt};
-use crate::kafka::{client_error, consumer_config, KafkaError, LogContext, METADATA_TIMEOUT};
+use super::{DeadLetters, KafkaInput, OwnedPartitions, PartitionState};
+use crate::config::RunConfig;
+use crate::kafka::LogContext;
 use crate::key::WindowKey;
 use crate::pipeline::aggregate::Updates;
 use crate::pipeline::context::Context;
 use crate::pipeline::metrics::{PartitionFigures, WorkerMetrics};
 use crate::pipeline::parse::Reading;
-use crate::pipeline::progress::{PartitionProgress, ResumePoint};
+use crate::pipeline::progress::PartitionProgress;
 use crate::stats::Stats;
 
 /// Most messages handled in one activation, so other operators get their turn.
 const POLL_BUDGET: usize = 4096;
 
+/// Most events of the process consumer's own queue served in one activation.
+const EVENTS_PER_ACTIVATION: usize = 64;
+
 /// How soon to look again while the sinks' backlog pauses reading.
 const BACKLOG_POLL: Duration = Duration::from_millis(5);
-
-/// A worker's Kafka input, connected and assigned.
-pub struct KafkaInput {
-    /// The worker's consumer, shared with the commit operator.
-    pub consumer: Rc<BaseConsumer<LogContext>>,
-    /// The partitions this worker owns.
-    pub partitions: Rc<RefCell<OwnedPartitions>>,
-    /// The dead-letter producer, shared with the commit operator and the sink.
-    pub dead_letters: Option<Arc<DeadLetters>>,
-    /// Activated by librdkafka when the consumer's queue gets a message.
-    pub wake: Arc<Mutex<Option<SyncActivator>>>,
-}
-
-impl KafkaInput {
-    /// Creates worker `index`'s consumer and assigns it its partitions, each from its
-    /// resume point, else the group's committed offset, else `--start`.
-    pub fn connect(
-        config: &RunConfig,
-        index: usize,
-        peers: usize,
-        partitions: usize,
-        resume: &BTreeMap<i32, ResumePoint>,
-    ) -> Result<Self, KafkaError> {
-        let kafka = &config.kafka;
-        let mut consumer: BaseConsumer<LogContext> =
-            consumer_config(&kafka.connection, &kafka.group)
-                .create_with_context(LogContext)
-                .map_err(client_error("creating the consumer"))?;
-        let wake: Arc<Mutex<Option<SyncActivator>>> = Arc::default();
-        let woken = wake.clone();
-        consumer.set_nonempty_callback(move || {
-            if let Some(source) = woken.lock().ok().as_deref().and_then(Option::as_ref) {
-                let _ = source.activate();
-            }
-        });
-        let ids = OwnedPartitions::ids(index, peers, partitions);
-        let mut wanted = TopicPartitionList::new();
-        for p in &ids {
-            wanted.add_partition(&kafka.topic, *p);
-        }
-        let committed = if ids.is_empty() {
-            TopicPartitionList::new()
-        } else {
-            consumer
-                .committed_offsets(wanted, METADATA_TIMEOUT)
-                .map_err(client_error(format!(
-                    "reading group {:?}'s committed offsets",
-                    kafka.group
-                )))?
-        };
-        let mut assignment = TopicPartitionList::new();
-        let mut states = Vec::new();
-        for p in ids {
-            let (low, high) = consumer
-                .fetch_watermarks(&kafka.topic, p, METADATA_TIMEOUT)
-                .map_err(client_error(format!(
-                    "reading the offsets of partition {p}"
-                )))?;
-            let committed = committed
-                .find_partition(&kafka.topic, p)
-                .map(|e| e.offset());
-            let start = match (resume.get(&p), committed) {
-                (Some(point), _) => point.offset.clamp(low, high),
-                (None, Some(Offset::Offset(o))) => o.clamp(low, high),
-                _ => match kafka.start {
-                    StartAt::Earliest => low,
-                    StartAt::Latest => high,
-                },
-            };
-            assignment
-                .add_partition_offset(&kafka.topic, p, Offset::Offset(start))
-                .map_err(client_error("building the assignment"))?;
-            let mut state = PartitionState::new(p, start, kafka.until_end.then_some(high));
-            state.end_seen = high;
-            states.push(match resume.get(&p) {
-                Some(point) => state.resuming(point, high),
-                None => state,
-            });
-        }
-        consumer
-            .assign(&assignment)
-            .map_err(client_error("assigning partitions"))?;
-        Ok(KafkaInput {
-            consumer: Rc::new(consumer),
-            partitions: Rc::new(RefCell::new(OwnedPartitions { states })),
-            dead_letters: DeadLetters::connect(kafka)?.map(Arc::new),
-            wake,
-        })
-    }
-}
 
 /// Wall-clock time, Unix ms.
 fn unix_ms() -> u128 {
@@ -178,6 +91,78 @@ fn figures(state: &PartitionState, idle: bool, watermark_ms: Option<i64>) -> Par
         idle,
         watermark_ms,
         committed: None,
+    }
+}
+
+/// What one activation reads with, beside the partitions' states.
+struct Reader<'a> {
+    config: &'a RunConfig,
+    now: Instant,
+    counted: Counted,
+    counters: &'a WorkerMetrics,
+    dead_letters: Option<&'a DeadLetters>,
+}
+
+impl Reader<'_> {
+    /// Handles one poll result: an accepted reading is given once per window it falls in,
+    /// a malformed one is counted and dead-lettered, an end of partition is recorded.
+    /// Messages of partitions not in `owned` are not this worker's (none are expected: each
+    /// partition's messages go to its own queue).
+    fn handle(
+        &mut self,
+        owned: &mut OwnedPartitions,
+        result: KafkaResult<BorrowedMessage<'_>>,
+        give: &mut impl FnMut(WindowKey, Stats),
+    ) {
+        let config = self.config;
+        let message = match result {
+            Ok(message) => message,
+            Err(RdKafkaError::PartitionEOF(p)) => {
+                if let Some(state) = owned.get_mut(p) {
+                    state.reached_eof();
+                }
+                return;
+            }
+            Err(e) => return self.counters.kafka_error(&e),
+        };
+        let Some(state) = owned.get_mut(message.partition()) else {
+            return;
+        };
+        if state.finished() {
+            return;
+        }
+        state.read(message.offset(), self.now);
+        let parsed = Reading::parse(message.payload().unwrap_or_default())
+            .and_then(|r| r.within(message.timestamp().to_millis(), config.max_future_ms));
+        match parsed {
+            Ok(reading) => {
+                let newest_before = state.newest_ms;
+                if !state.accept(reading.ts_ms, config.lateness_ms) {
+                    self.counted.late += 1;
+                    return;
+                }
+                self.counted.readings += 1;
+                state.record_for_replay(
+                    message.offset(),
+                    config.windows.last_end(reading.ts_ms),
+                    newest_before,
+                );
+                let stats = Stats::of(reading.value);
+                let series: Arc<str> = reading.series.into();
+                for start_ms in config.windows.starts(reading.ts_ms) {
+                    let series = series.clone();
+                    give(WindowKey { start_ms, series }, stats);
+                }
+            }
+            Err(reason) => {
+                self.counters
+                    .malformed(message.partition(), message.offset(), reason);
+                if let Some(dl) = self.dead_letters {
+                    dl.send(&message, reason);
+                    self.counters.dead_lettered.inc();
+                }
+            }
+        }
     }
 }
 
@@ -242,6 +227,7 @@ pub fn kafka_source<'scope>(
     let mut progress_out =
         OutputBuilder::<u64, CapacityContainerBuilder<Vec<PartitionProgress>>>::from(progress_out);
     let consumer = input.consumer.clone();
+    let queues = input.queues.clone();
     let partitions = input.partitions.clone();
     let dead_letters = input.dead_letters.clone();
     let counters = context.metrics.worker(scope.index());
@@ -299,63 +285,36 @@ pub fn kafka_source<'scope>(
             let mut out = updates_out.activate();
             let mut session = out.session(&*u_cap);
             let time = *u_cap.time();
-            let mut counted = Counted::default();
-            let mut handled = 0;
-            while handled < POLL_BUDGET {
-                match consumer.poll(Duration::ZERO) {
-                    None => break,
-                    Some(Ok(message)) => {
-                        handled += 1;
-                        let Some(state) = owned.get_mut(message.partition()) else {
-                            continue;
-                        };
-                        if state.finished() {
-                            continue;
-                        }
-                        state.read(message.offset(), now);
-                        let parsed = Reading::parse(message.payload().unwrap_or_default())
-                            .and_then(|r| {
-                                r.within(message.timestamp().to_millis(), config.max_future_ms)
-                            });
-                        match parsed {
-                            Ok(reading) => {
-                                let newest_before = state.newest_ms;
-                                if !state.accept(reading.ts_ms, config.lateness_ms) {
-                                    counted.late += 1;
-                                    continue;
-                                }
-                                counted.readings += 1;
-                                state.record_for_replay(
-                                    message.offset(),
-                                    config.windows.last_end(reading.ts_ms),
-                                    newest_before,
-                                );
-                                let stats = Stats::of(reading.value);
-                                let series: Arc<str> = reading.series.into();
-                                for start_ms in config.windows.starts(reading.ts_ms) {
-                                    let series = series.clone();
-                                    session.give((WindowKey { start_ms, series }, time, stats));
-                                }
-                            }
-                            Err(reason) => {
-                                counters.malformed(message.partition(), message.offset(), reason);
-                                if let Some(dl) = &dead_letters {
-                                    dl.send(&message, reason);
-                                    counters.dead_lettered.inc();
-                                }
-                            }
-                        }
-                    }
-                    Some(Err(RdKafkaError::PartitionEOF(p))) => {
-                        if let Some(state) = owned.get_mut(p) {
-                            state.reached_eof();
-                        }
-                    }
-                    Some(Err(e)) => counters.kafka_error(&e),
+            let mut reader = Reader {
+                config: &config,
+                now,
+                counted: Counted::default(),
+                counters: &counters,
+                dead_letters: dead_letters.as_deref(),
+            };
+            let mut give = |key, stats| session.give((key, time, stats));
+            // An even share of the budget per queue, so no partition waits for another.
+            let share = (POLL_BUDGET / queues.len().max(1)).max(1);
+            let mut more = false;
+            for queue in queues.iter() {
+                let mut handled = 0;
+                while handled < share {
+                    let Some(result) = queue.poll(Duration::ZERO) else {
+                        break;
+                    };
+                    handled += 1;
+                    reader.handle(&mut owned, result, &mut give);
                 }
+                more |= handled == share;
             }
-            counted.add_to(&counters);
-            if handled == POLL_BUDGET {
+            for _ in 0..EVENTS_PER_ACTIVATION {
+                let Some(result) = consumer.poll(Duration::ZERO) else {
+                    break;
+                };
+                reader.handle(&mut owned, result, &mut give);
+            }
+            reader.counted.add_to(&counters);
+            if more {
                 activator.activate();
             } else {
                 activator.activate_after(until_next_epoch(config.epoch));

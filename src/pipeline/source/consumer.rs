@@ -1,0 +1,190 @@
+//! The process's one Kafka consumer, its partitions split among the process's workers.
+//!
+//! One librdkafka client per process, not per worker: one set of broker connections and
+//! fetch buffers whatever `-w`. It is assigned every partition a worker of this process
+//! owns (partition `p` belongs to global worker `p % peers`), and each of those partitions
+//! gets its own queue, split off the consumer's queue before the assignment starts
+//! fetching, so a message only ever reaches the worker that owns its partition. A worker
+//! polls its partitions' queues and is woken when one of them gets a message; the
+//! consumer's own queue (errors, commit results) is served by the workers' sources too.
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{Offset, TopicPartitionList};
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::sync::{Arc, Mutex, PoisonError};
+use timely::scheduling::SyncActivator;
+
+use super::{DeadLetters, OwnedPartitions, PartitionState};
+use crate::config::{RunConfig, StartAt};
+use crate::kafka::{client_error, consumer_config, KafkaError, LogContext, METADATA_TIMEOUT};
+use crate::pipeline::progress::ResumePoint;
+
+/// The queue of one owned partition.
+pub type PartitionQueue = rdkafka::consumer::base_consumer::PartitionQueue<LogContext>;
+
+/// Where a worker is in the cluster.
+#[derive(Debug, Clone, Copy)]
+pub struct Placement {
+    /// This process's index (`-p`).
+    pub process: usize,
+    /// Workers per process (`-w`).
+    pub workers: usize,
+    /// Workers in the cluster (`-w` × `-n`).
+    pub peers: usize,
+}
+
+/// What one worker reads, handed from the process to the worker's thread.
+struct WorkerPart {
+    queues: Vec<PartitionQueue>,
+    states: Vec<PartitionState>,
+    wake: Arc<Mutex<Option<SyncActivator>>>,
+}
+
+/// The process's consumer, assigned, with each worker's part not yet taken.
+pub struct ProcessInput {
+    consumer: Arc<BaseConsumer<LogContext>>,
+    dead_letters: Option<Arc<DeadLetters>>,
+    /// By local worker index.
+    parts: Mutex<Vec<Option<WorkerPart>>>,
+}
+
+/// A worker's Kafka input: the process's consumer and the queues of its own partitions.
+pub struct KafkaInput {
+    /// The process's consumer, shared with the commit operator (group offsets) and with
+    /// the other workers.
+    pub consumer: Arc<BaseConsumer<LogContext>>,
+    /// One queue per owned partition, in the order of `partitions`' states.
+    pub queues: Rc<Vec<PartitionQueue>>,
+    /// The partitions this worker owns.
+    pub partitions: Rc<RefCell<OwnedPartitions>>,
+    /// The process's dead-letter producer, shared with the commit operator and the sink.
+    pub dead_letters: Option<Arc<DeadLetters>>,
+    /// Activated by librdkafka when one of the worker's queues gets a message.
+    pub wake: Arc<Mutex<Option<SyncActivator>>>,
+}
+
+impl ProcessInput {
+    /// Creates the process's consumer and assigns it the partitions of its workers, each
+    /// from its resume point, else the group's committed offset, else `--start`.
+    pub fn connect(
+        config: &RunConfig,
+        placement: Placement,
+        partitions: usize,
+        resume: &BTreeMap<i32, ResumePoint>,
+    ) -> Result<Self, KafkaError> {
+        let kafka = &config.kafka;
+        let consumer: Arc<BaseConsumer<LogContext>> = Arc::new(
+            consumer_config(&kafka.connection, &kafka.group)
+                .create_with_context(LogContext)
+                .map_err(client_error("creating the consumer"))?,
+        );
+        let owners: Vec<Vec<i32>> = (0..placement.workers)
+            .map(|local| {
+                let index = placement.process * placement.workers + local;
+                OwnedPartitions::ids(index, placement.peers, partitions)
+            })
+            .collect();
+        let ids: Vec<i32> = owners.iter().flatten().copied().collect();
+        let mut wanted = TopicPartitionList::new();
+        for p in &ids {
+            wanted.add_partition(&kafka.topic, *p);
+        }
+        let committed = if ids.is_empty() {
+            TopicPartitionList::new()
+        } else {
+            consumer
+                .committed_offsets(wanted, METADATA_TIMEOUT)
+                .map_err(client_error(format!(
+                    "reading group {:?}'s committed offsets",
+                    kafka.group
+                )))?
+        };
+        let mut assignment = TopicPartitionList::new();
+        let mut parts = Vec::new();
+        for owned in owners {
+            let wake: Arc<Mutex<Option<SyncActivator>>> = Arc::default();
+            let mut part = WorkerPart {
+                queues: Vec::new(),
+                states: Vec::new(),
+                wake: wake.clone(),
+            };
+            for p in owned {
+                let (low, high) = consumer
+                    .fetch_watermarks(&kafka.topic, p, METADATA_TIMEOUT)
+                    .map_err(client_error(format!(
+                        "reading the offsets of partition {p}"
+                    )))?;
+                let committed = committed
+                    .find_partition(&kafka.topic, p)
+                    .map(|e| e.offset());
+                let start = match (resume.get(&p), committed) {
+                    (Some(point), _) => point.offset.clamp(low, high),
+                    (None, Some(Offset::Offset(o))) => o.clamp(low, high),
+                    _ => match kafka.start {
+                        StartAt::Earliest => low,
+                        StartAt::Latest => high,
+                    },
+                };
+                assignment
+                    .add_partition_offset(&kafka.topic, p, Offset::Offset(start))
+                    .map_err(client_error("building the assignment"))?;
+                // Split before the assignment starts fetching: librdkafka then keeps the
+                // partition's messages out of the consumer's own queue.
+                let mut queue =
+                    consumer
+                        .split_partition_queue(&kafka.topic, p)
+                        .ok_or_else(|| KafkaError::Client {
+                            context: format!("splitting off the queue of partition {p}"),
+                            cause: rdkafka::error::KafkaError::ClientCreation(
+                                "librdkafka returned no partition queue".to_owned(),
+                            ),
+                        })?;
+                let woken = wake.clone();
+                queue.set_nonempty_callback(move || {
+                    let wake = woken.lock().unwrap_or_else(PoisonError::into_inner);
+                    if let Some(source) = wake.as_ref() {
+                        let _ = source.activate();
+                    }
+                });
+                part.queues.push(queue);
+                let mut state = PartitionState::new(p, start, kafka.until_end.then_some(high));
+                state.end_seen = high;
+                part.states.push(match resume.get(&p) {
+                    Some(point) => state.resuming(point, high),
+                    None => state,
+                });
+            }
+            parts.push(Some(part));
+        }
+        consumer
+            .assign(&assignment)
+            .map_err(client_error("assigning partitions"))?;
+        Ok(ProcessInput {
+            consumer,
+            dead_letters: DeadLetters::connect(kafka)?.map(Arc::new),
+            parts: Mutex::new(parts),
+        })
+    }
+
+    /// The input of local worker `local`, taken once, on the worker's thread.
+    pub fn take(&self, local: usize) -> KafkaInput {
+        let part = self
+            .parts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_mut(local)
+            .and_then(Option::take)
+            .expect("each local worker takes its input once");
+        KafkaInput {
+            consumer: self.consumer.clone(),
+            queues: Rc::new(part.queues),
+            partitions: Rc::new(RefCell::new(OwnedPartitions {
+                states: part.states,
+            })),
+            dead_letters: self.dead_letters.clone(),
+            wake: part.wake,
+        }
+    }
+}
