@@ -26,6 +26,7 @@ pub mod progress;
 use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
+use std::sync::Arc;
 use timely::dataflow::operators::vec::Broadcast;
 use timely::dataflow::operators::{ConnectLoop, Feedback, Inspect};
 use timely::worker::Worker;
@@ -44,9 +45,10 @@ pub use context::{Context, Tap};
 pub use source::Placement;
 
 /// The process's Kafka clients, shared by its workers: the consumer of every partition
-/// they own, and the dead-letter producer.
+/// they own, the dead-letter producer and the resume log.
 pub struct ProcessClients {
     input: ProcessInput,
+    resume_log: Arc<ResumeLog>,
 }
 
 impl ProcessClients {
@@ -59,29 +61,27 @@ impl ProcessClients {
     ) -> Result<ProcessClients, KafkaError> {
         Ok(ProcessClients {
             input: ProcessInput::connect(config, placement, partitions, resume)?,
+            resume_log: Arc::new(ResumeLog::connect(&config.kafka)?),
         })
     }
 }
 
-/// A worker's Kafka clients: its part of the process's consumer, and the resume log.
+/// A worker's Kafka clients: its part of the process's consumer, and the process's resume
+/// log.
 pub struct Clients {
     /// The queues and states of the worker's partitions, and the dead-letter producer.
     pub input: KafkaInput,
     /// Where intents and resume points are recorded.
-    pub resume_log: Rc<ResumeLog>,
+    pub resume_log: Arc<ResumeLog>,
 }
 
 impl Clients {
-    /// Takes local worker `local`'s part of `process` and connects its resume log.
-    pub fn connect(
-        config: &RunConfig,
-        process: &ProcessClients,
-        local: usize,
-    ) -> Result<Clients, KafkaError> {
-        Ok(Clients {
+    /// Takes local worker `local`'s part of `process`.
+    pub fn take(process: &ProcessClients, local: usize) -> Clients {
+        Clients {
             input: process.input.take(local),
-            resume_log: Rc::new(ResumeLog::connect(&config.kafka)?),
-        })
+            resume_log: process.resume_log.clone(),
+        }
     }
 }
 

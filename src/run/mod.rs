@@ -122,6 +122,10 @@ fn execute_connected(
     if !resume.is_empty() {
         info!(target: targets::RUN, partitions = resume.len(), "resuming from the resume log");
     }
+    let placement = placement(&timely.communication);
+    let process = Arc::new(ProcessClients::connect(
+        &config, placement, partitions, &resume,
+    )?);
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         // The first signal stops the sources; a second one exits at once.
         signal_hook::flag::register_conditional_shutdown(
@@ -159,12 +163,6 @@ fn execute_connected(
         timely.communication,
         timely::CommunicationConfig::Cluster { .. }
     );
-    let placement = placement(&timely.communication);
-    let process = match ProcessClients::connect(&config, placement, partitions, &resume) {
-        Ok(process) => Arc::new(process),
-        Err(e) if in_cluster => cluster::exit_on_fatal(&e.to_string()),
-        Err(e) => return Err(e.into()),
-    };
     let config = Arc::new(config);
     let worker_context = context.clone();
     let guards = timely::execute(timely, move |worker| -> Result<(), String> {
@@ -173,17 +171,7 @@ fn execute_connected(
         connected.store(true, Relaxed);
         let config = Rc::new(RunConfig::clone(&config));
         let local = worker.index() - placement.process * placement.workers;
-        let input = match Clients::connect(&config, &process, local) {
-            Ok(input) => input,
-            Err(e) => {
-                if in_cluster {
-                    cluster::exit_on_fatal(&e.to_string());
-                }
-                // The other workers would wait for this one's dataflow forever.
-                control.fail(e.to_string());
-                return Err(e.to_string());
-            }
-        };
+        let input = Clients::take(&process, local);
         let finish = Rc::new(Cell::new(config.kafka.until_end));
         crate::pipeline::build(
             worker,

@@ -11,7 +11,7 @@
 //! carries no data: its frontier is "intents recorded up to", and the sinks wait for it.
 
 use std::collections::BTreeMap;
-use std::rc::Rc;
+use std::sync::Arc;
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::Operator;
@@ -30,7 +30,7 @@ use crate::targets;
 pub fn intents<'scope>(
     progress: StreamVec<'scope, u64, PartitionProgress>,
     input: &KafkaInput,
-    resume_log: Rc<ResumeLog>,
+    resume_log: Arc<ResumeLog>,
 ) -> Intents<'scope> {
     let partitions = input.partitions.clone();
     let scope = progress.scope();

@@ -16,6 +16,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Pipeline;
@@ -55,7 +56,7 @@ pub fn commit<'scope>(
     progress: StreamVec<'scope, u64, PartitionProgress>,
     acks: Acks<'scope>,
     input: &KafkaInput,
-    resume_log: Rc<ResumeLog>,
+    resume_log: Arc<ResumeLog>,
     config: CommitConfig,
     finish: Rc<Cell<bool>>,
     context: Context,

@@ -9,8 +9,8 @@
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Message, Offset, TopicPartitionList};
-use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::config::KafkaConfig;
@@ -145,17 +145,29 @@ pub fn load(kafka: &KafkaConfig) -> Result<BTreeMap<i32, ResumePoint>, KafkaErro
     Ok(points)
 }
 
-/// A worker's writer of resume points. Its producer is polled by whoever asks about a save
-/// (not by a polling thread of its own, which would wake up all the time: rdkafka's
-/// `ThreadedProducer` spins for the last millisecond of every poll, even on an idle run).
+/// The process's writer of resume points, shared by its workers' intent and commit
+/// operators. Its producer is polled by whoever asks about a save (not by a polling thread
+/// of its own, which would wake up all the time: rdkafka's `ThreadedProducer` spins for the
+/// last millisecond of every poll, even on an idle run).
+///
+/// Saves of different workers interleave in one producer. The resume topic has one
+/// partition and one request in flight, so records settle in the order they were sent: a
+/// save has settled once as many records as had been sent with it have. A failure of any
+/// record settled meanwhile counts against every save waiting, which is then tried again:
+/// never a save reported durable that is not.
 pub struct ResumeLog {
     kafka: KafkaConfig,
     prefix: String,
-    producer: RefCell<BaseProducer<DeliveryTracker>>,
-    /// Records sent by the current producer.
-    sent: Cell<u64>,
+    current: Mutex<Current>,
+}
+
+/// The producer in use, replaced after a failure.
+struct Current {
+    producer: Arc<BaseProducer<DeliveryTracker>>,
+    /// Records sent by this producer.
+    sent: u64,
     /// Bumped whenever the producer is replaced.
-    generation: Cell<u64>,
+    generation: u64,
 }
 
 /// How often an operator checks a save under way; the worker goes on meanwhile.
@@ -178,9 +190,11 @@ impl ResumeLog {
         Ok(ResumeLog {
             kafka: kafka.clone(),
             prefix: key_prefix(kafka),
-            producer: RefCell::new(Self::producer(kafka)?),
-            sent: Cell::new(0),
-            generation: Cell::new(0),
+            current: Mutex::new(Current {
+                producer: Arc::new(Self::producer(kafka)?),
+                sent: 0,
+                generation: 0,
+            }),
         })
     }
 
@@ -203,14 +217,19 @@ impl ResumeLog {
         .map_err(client_error("creating the resume-log producer"))
     }
 
+    fn current(&self) -> MutexGuard<'_, Current> {
+        self.current.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Sends `points` without waiting; [`ResumeLog::outcome`] tells when they are durable.
     pub fn send(&self, points: &BTreeMap<i32, ResumePoint>) -> Saving {
-        let producer = self.producer.borrow();
+        let mut current = self.current();
+        let producer = current.producer.clone();
         let failed_before = producer.context().failed();
         for (partition, point) in points {
             let key = format!("{}{partition}", self.prefix);
             let payload = serde_json::to_vec(point).expect("a resume point serializes");
-            self.sent.set(self.sent.get() + 1);
+            current.sent += 1;
             if let Err((e, _)) = producer.send(
                 BaseRecord::to(&self.kafka.resume_topic)
                     .key(&key)
@@ -221,8 +240,8 @@ impl ResumeLog {
         }
         producer.poll(Duration::ZERO);
         Saving {
-            generation: self.generation.get(),
-            settled_at: self.sent.get(),
+            generation: current.generation,
+            settled_at: current.sent,
             failed_before,
         }
     }
@@ -231,32 +250,30 @@ impl ResumeLog {
     /// producer is replaced, so the next save starts clean.
     pub fn outcome(&self, saving: &Saving) -> Option<Result<(), String>> {
         let topic = &self.kafka.resume_topic;
-        if saving.generation != self.generation.get() {
+        let mut current = self.current();
+        if saving.generation != current.generation {
             return Some(Err(format!(
                 "resume log --resume-topic {topic}: the producer was replaced"
             )));
         }
-        let result = {
-            let producer = self.producer.borrow();
-            let context = producer.context();
-            // Each poll serves one event (one delivery report holds a request's records).
-            for _ in 0..POLLS_PER_CHECK {
-                if context.settled() >= saving.settled_at {
-                    break;
-                }
-                producer.poll(Duration::ZERO);
+        let context = current.producer.context();
+        // Each poll serves one event (one delivery report holds a request's records).
+        for _ in 0..POLLS_PER_CHECK {
+            if context.settled() >= saving.settled_at {
+                break;
             }
-            if context.settled() < saving.settled_at {
-                return None;
-            }
-            if context.failed() > saving.failed_before {
-                context.check()
-            } else {
-                Ok(())
-            }
+            current.producer.poll(Duration::ZERO);
+        }
+        if context.settled() < saving.settled_at {
+            return None;
+        }
+        let result = if context.failed() > saving.failed_before {
+            context.check()
+        } else {
+            Ok(())
         };
         Some(result.map_err(|e| {
-            self.replace();
+            self.replace(&mut current);
             format!("resume log --resume-topic {topic}: {e}")
         }))
     }
@@ -264,9 +281,11 @@ impl ResumeLog {
     /// Records `points` and waits until they are durable.
     pub fn save(&self, points: &BTreeMap<i32, ResumePoint>) -> Result<(), String> {
         let saving = self.send(points);
-        let _ = self.producer.borrow().flush(Duration::from_secs(30));
+        // Not under the lock: the other workers go on meanwhile.
+        let producer = self.current().producer.clone();
+        let _ = producer.flush(Duration::from_secs(30));
         self.outcome(&saving).unwrap_or_else(|| {
-            self.replace();
+            self.replace(&mut self.current());
             Err(format!(
                 "resume log --resume-topic {}: not written within 30 s",
                 self.kafka.resume_topic
@@ -274,11 +293,11 @@ impl ResumeLog {
         })
     }
 
-    fn replace(&self) {
+    fn replace(&self, current: &mut Current) {
         if let Ok(fresh) = Self::producer(&self.kafka) {
-            drop(self.producer.replace(fresh));
-            self.sent.set(0);
-            self.generation.set(self.generation.get() + 1);
+            current.producer = Arc::new(fresh);
+            current.sent = 0;
+            current.generation += 1;
         }
     }
 }
