@@ -177,7 +177,7 @@ pub fn client_config(connection: &Connection, extra: &[(&str, &str)]) -> ClientC
     config
 }
 
-/// Settings of the per-worker consumers of `group`: manual assignment, offsets committed
+/// Settings of the process consumer of `group`: manual assignment, offsets committed
 /// by maxq only.
 pub fn consumer_config(connection: &Connection, group: &str) -> ClientConfig {
     client_config(
