@@ -9,7 +9,7 @@
 //! consumer's own queue (errors, commit results) is served by the workers' sources too.
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{Offset, TopicPartitionList};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -17,9 +17,16 @@ use std::sync::{Arc, Mutex, PoisonError};
 use timely::scheduling::SyncActivator;
 
 use super::{DeadLetters, OwnedPartitions, PartitionState};
-use crate::config::{RunConfig, StartAt};
+use crate::config::{Connection, RunConfig, StartAt};
 use crate::kafka::{client_error, consumer_config, KafkaError, LogContext, METADATA_TIMEOUT};
 use crate::pipeline::progress::ResumePoint;
+
+/// librdkafka's prefetch limits, with their defaults: they bound one queue, so each
+/// partition's queue gets its share of them.
+const PREFETCH_LIMITS: [(&str, u64); 2] = [
+    ("queued.min.messages", 100_000),
+    ("queued.max.messages.kbytes", 65_536),
+];
 
 /// The queue of one owned partition.
 pub type PartitionQueue = rdkafka::consumer::base_consumer::PartitionQueue<LogContext>;
@@ -75,11 +82,6 @@ impl ProcessInput {
         resume: &BTreeMap<i32, ResumePoint>,
     ) -> Result<Self, KafkaError> {
         let kafka = &config.kafka;
-        let consumer: Arc<BaseConsumer<LogContext>> = Arc::new(
-            consumer_config(&kafka.connection, &kafka.group)
-                .create_with_context(LogContext)
-                .map_err(client_error("creating the consumer"))?,
-        );
         let owners: Vec<Vec<i32>> = (0..placement.workers)
             .map(|local| {
                 let index = placement.process * placement.workers + local;
@@ -87,6 +89,13 @@ impl ProcessInput {
             })
             .collect();
         let ids: Vec<i32> = owners.iter().flatten().copied().collect();
+        let mut settings = consumer_config(&kafka.connection, &kafka.group);
+        share_prefetch(&mut settings, &kafka.connection, ids.len());
+        let consumer: Arc<BaseConsumer<LogContext>> = Arc::new(
+            settings
+                .create_with_context(LogContext)
+                .map_err(client_error("creating the consumer"))?,
+        );
         let mut wanted = TopicPartitionList::new();
         for p in &ids {
             wanted.add_partition(&kafka.topic, *p);
@@ -186,5 +195,42 @@ impl ProcessInput {
             dead_letters: self.dead_letters.clone(),
             wake: part.wake,
         }
+    }
+}
+
+/// Shares librdkafka's prefetch limits (the defaults, or `-X`'s) out among the `queues`
+/// partition queues. They bound each queue, so split per partition they would let the
+/// process prefetch `queues` times what one consumer queue holds: 8 partitions read from
+/// a broker faster than the dataflow took 321 MiB instead of 97.
+fn share_prefetch(settings: &mut ClientConfig, connection: &Connection, queues: usize) {
+    for (key, default) in PREFETCH_LIMITS {
+        let total = connection
+            .librdkafka
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .and_then(|(_, v)| v.parse::<u64>().ok())
+            .unwrap_or(default);
+        let share = (total / queues.max(1) as u64).max(1);
+        settings.set(key, share.to_string());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn eight_queues_share_the_default_prefetch_and_what_x_sets() {
+        let connection = Connection {
+            brokers: "localhost:9092".to_owned(),
+            librdkafka: vec![("queued.max.messages.kbytes".to_owned(), "1024".to_owned())],
+        };
+        let mut settings = ClientConfig::new();
+        share_prefetch(&mut settings, &connection, 8);
+        assert_eq!(settings.get("queued.min.messages"), Some("12500"));
+        assert_eq!(settings.get("queued.max.messages.kbytes"), Some("128"));
+        share_prefetch(&mut settings, &connection, 0);
+        assert_eq!(settings.get("queued.min.messages"), Some("100000"));
     }
 }
