@@ -122,10 +122,7 @@ fn execute_connected(
     if !resume.is_empty() {
         info!(target: targets::RUN, partitions = resume.len(), "resuming from the resume log");
     }
-    let placement = placement(&timely.communication);
-    let process = Arc::new(ProcessClients::connect(
-        &config, placement, partitions, &resume,
-    )?);
+    // Registered before connecting, which can take a while with many partitions.
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         // The first signal stops the sources; a second one exits at once.
         signal_hook::flag::register_conditional_shutdown(
@@ -135,6 +132,10 @@ fn execute_connected(
         )?;
         signal_hook::flag::register(signal, context.control.stop.clone())?;
     }
+    let placement = placement(&timely.communication);
+    let process = Arc::new(ProcessClients::connect(
+        &config, placement, partitions, &resume,
+    )?);
     info!(target: targets::RUN, topic = %config.kafka.topic, partitions, "starting");
     let started = Instant::now();
     // `--until-end` on a terminal shows a bar to the end offsets; the demo draws its own view.

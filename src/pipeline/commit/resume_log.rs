@@ -173,6 +173,9 @@ struct Current {
 /// How often an operator checks a save under way; the worker goes on meanwhile.
 pub const CHECK_EVERY: Duration = Duration::from_millis(2);
 
+/// How long [`ResumeLog::save`] waits for its records.
+const SAVE_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Events served at most by one [`ResumeLog::outcome`].
 const POLLS_PER_CHECK: usize = 8;
 
@@ -267,37 +270,47 @@ impl ResumeLog {
         if context.settled() < saving.settled_at {
             return None;
         }
-        let result = if context.failed() > saving.failed_before {
-            context.check()
-        } else {
-            Ok(())
+        if context.failed() == saving.failed_before {
+            return Some(Ok(()));
+        }
+        let Err(e) = context.check() else {
+            return Some(Ok(()));
         };
-        Some(result.map_err(|e| {
-            self.replace(&mut current);
-            format!("resume log --resume-topic {topic}: {e}")
-        }))
+        let old = self.replace(&mut current);
+        // The old producer flushes for a while as it goes: not while the others wait.
+        drop(current);
+        drop(old);
+        Some(Err(format!("resume log --resume-topic {topic}: {e}")))
     }
 
-    /// Records `points` and waits until they are durable.
+    /// Records `points` and waits until they are durable. Only [`ResumeLog::outcome`]
+    /// polls, under the lock, so no other worker's poll can take this save's delivery
+    /// report while its failures are being counted.
     pub fn save(&self, points: &BTreeMap<i32, ResumePoint>) -> Result<(), String> {
         let saving = self.send(points);
-        // Not under the lock: the other workers go on meanwhile.
-        let producer = self.current().producer.clone();
-        let _ = producer.flush(Duration::from_secs(30));
-        self.outcome(&saving).unwrap_or_else(|| {
-            self.replace(&mut self.current());
-            Err(format!(
-                "resume log --resume-topic {}: not written within 30 s",
-                self.kafka.resume_topic
-            ))
-        })
+        let deadline = Instant::now() + SAVE_TIMEOUT;
+        while Instant::now() < deadline {
+            if let Some(outcome) = self.outcome(&saving) {
+                return outcome;
+            }
+            std::thread::sleep(CHECK_EVERY);
+        }
+        let mut current = self.current();
+        let old = (current.generation == saving.generation).then(|| self.replace(&mut current));
+        drop(current);
+        drop(old);
+        Err(format!(
+            "resume log --resume-topic {}: not written within {}",
+            self.kafka.resume_topic,
+            humantime::format_duration(SAVE_TIMEOUT)
+        ))
     }
 
-    fn replace(&self, current: &mut Current) {
-        if let Ok(fresh) = Self::producer(&self.kafka) {
-            current.producer = Arc::new(fresh);
-            current.sent = 0;
-            current.generation += 1;
-        }
+    /// Starts a fresh producer; returns the old one, to be dropped once the lock is let go.
+    fn replace(&self, current: &mut Current) -> Option<Arc<BaseProducer<DeliveryTracker>>> {
+        let fresh = Self::producer(&self.kafka).ok()?;
+        current.sent = 0;
+        current.generation += 1;
+        Some(std::mem::replace(&mut current.producer, Arc::new(fresh)))
     }
 }
