@@ -125,23 +125,6 @@ fn interpolate(query: &str, time_filter: &str, variables: &[(String, String)]) -
     q
 }
 
-/// The series an InfluxQL statement returns from `db`; an error fails the test.
-fn influxql(db: &str, q: &str) -> Vec<Value> {
-    let url = service("MAXQ_TEST_INFLUX_V1");
-    let response = match ureq::get(&format!("{url}/query"))
-        .query("db", db)
-        .query("q", q)
-        .call()
-    {
-        Ok(r) | Err(ureq::Error::Status(_, r)) => r,
-        Err(e) => panic!("{url}: {e}"),
-    };
-    let body: Value = response.into_json().unwrap();
-    let result = &body["results"][0];
-    assert!(result.get("error").is_none(), "{q}: {}", result["error"]);
-    result["series"].as_array().cloned().unwrap_or_default()
-}
-
 /// Rows over all series.
 fn rows(series: &[Value]) -> Vec<Value> {
     series

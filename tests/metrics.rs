@@ -7,15 +7,6 @@ mod common;
 use common::*;
 use std::collections::BTreeMap;
 
-/// A free loopback port.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Readings the reference accepts into its windows (each in one tumbling window).
 fn accepted(messages: &[Message]) -> i64 {
     reference(messages, 60_000, 60_000, 5_000)
@@ -54,20 +45,10 @@ fn total(scrape: &prometheus_parse::Scrape, name: &str) -> f64 {
     sums(scrape, name, "").values().sum()
 }
 
-/// The rows of an InfluxQL query on the InfluxDB 1.x under test, as JSON arrays, by the
+/// The rows of an InfluxQL query on the InfluxDB 1.x under test, as JSON arrays, with the
 /// tags of their series.
 fn query(db: &str, q: &str) -> Vec<(serde_json::Value, Vec<serde_json::Value>)> {
-    let body: serde_json::Value = ureq::get(&format!("{}/query", service("MAXQ_TEST_INFLUX_V1")))
-        .query("db", db)
-        .query("q", q)
-        .call()
-        .unwrap()
-        .into_json()
-        .unwrap();
-    body["results"][0]["series"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
+    influxql(db, q)
         .into_iter()
         .flat_map(|s| {
             let tags = s["tags"].clone();

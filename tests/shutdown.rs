@@ -49,11 +49,7 @@ fn sigterm_while_influxdb_is_unreachable_exits_non_zero_in_bounded_time_committi
     produce(&topic, &stream(13, 2, 10, 3_000, 60, 0));
     let group = unique("g");
     // A port nobody listens on: every write is refused and retried with backoff.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_maxq"))
         .args(run_args(&brokers(), &topic, &group))
         .args(["--progress-interval", "200ms"])

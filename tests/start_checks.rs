@@ -29,11 +29,7 @@ fn run_with(extra: &[&str]) -> (Option<i32>, String) {
 
 #[test]
 fn a_closed_broker_port_fails_at_once_naming_brokers() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let brokers = format!("127.0.0.1:{port}");
     let started = Instant::now();
     let out = maxq(&["run", "--brokers", &brokers, "--topic", "t", "--until-end"]);
@@ -80,11 +76,7 @@ fn the_v2_api_against_an_influxdb_1_server_suggests_v1() {
 
 #[test]
 fn an_influxdb_that_is_down_at_start_is_named_once_and_retried() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     // An empty topic: nothing to write, so the run ends although nobody listens.
     let (code, stderr) = run_with(&[
         "--influx-url",

@@ -340,6 +340,32 @@ pub fn maxq(args: &[&str]) -> Output {
         .expect("running maxq")
 }
 
+/// A loopback port nobody listens on (free when asked).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The series an InfluxQL statement returns from `db`; an error fails the test.
+pub fn influxql(db: &str, q: &str) -> Vec<serde_json::Value> {
+    let url = service("MAXQ_TEST_INFLUX_V1");
+    let response = match ureq::get(&format!("{url}/query"))
+        .query("db", db)
+        .query("q", q)
+        .call()
+    {
+        Ok(r) | Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("{url}: {e}"),
+    };
+    let body: serde_json::Value = response.into_json().unwrap();
+    let result = &body["results"][0];
+    assert!(result.get("error").is_none(), "{q}: {}", result["error"]);
+    result["series"].as_array().cloned().unwrap_or_default()
+}
+
 /// Starts `maxq args` with `RUST_LOG=warn` and follows its stderr.
 pub fn spawn_watched(args: &[String]) -> (std::process::Child, ProgressWatch) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_maxq"))

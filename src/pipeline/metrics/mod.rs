@@ -85,8 +85,23 @@ impl Metrics {
         workers.iter().map(|(i, w)| (*i, w.clone())).collect()
     }
 
+    /// `counter` summed over every worker, read under the lock rather than from copies.
     fn total(&self, counter: impl Fn(&WorkerMetrics) -> u64) -> u64 {
-        self.workers().iter().map(|(_, w)| counter(w)).sum()
+        let workers = self.workers.lock().unwrap_or_else(|e| e.into_inner());
+        workers.values().map(counter).sum()
+    }
+
+    /// Per reason of `reasons`, `count` over every worker, leaving out reasons never seen.
+    fn per_reason<R: Copy>(
+        &self,
+        reasons: &[R],
+        count: impl Fn(&WorkerMetrics, R) -> u64,
+    ) -> Vec<(R, u64)> {
+        reasons
+            .iter()
+            .map(|r| (*r, self.total(|w| count(w, *r))))
+            .filter(|(_, n)| *n > 0)
+            .collect()
     }
 
     /// Readings accepted, over every worker.
@@ -116,28 +131,12 @@ impl Metrics {
 
     /// Malformed messages per reason over every worker, leaving out reasons never seen.
     pub fn malformed_counts(&self) -> Vec<(Malformed, u64)> {
-        let workers = self.workers();
-        Malformed::ALL
-            .iter()
-            .map(|r| {
-                let n = workers.iter().map(|(_, w)| w.malformed_count(*r)).sum();
-                (*r, n)
-            })
-            .filter(|(_, n)| *n > 0)
-            .collect()
+        self.per_reason(&Malformed::ALL, WorkerMetrics::malformed_count)
     }
 
     /// Refused points per reason over every worker, leaving out reasons never seen.
     pub fn refused_counts(&self) -> Vec<(Refusal, u64)> {
-        let workers = self.workers();
-        Refusal::ALL
-            .iter()
-            .map(|r| {
-                let n = workers.iter().map(|(_, w)| w.refused_count(*r)).sum();
-                (*r, n)
-            })
-            .filter(|(_, n)| *n > 0)
-            .collect()
+        self.per_reason(&Refusal::ALL, WorkerMetrics::refused_count)
     }
 
     /// Total malformed messages.
