@@ -1,4 +1,5 @@
-//! Which windows are written when, and when their state goes.
+//! Which windows are written when, and when their state goes: one operator per level (the
+//! first, the roll-ups), each over its own arrangement.
 //!
 //! The emit operator sees every change of the keys its worker owns (from differential) and
 //! every partition's progress (broadcast). Once both inputs have passed an epoch, every
@@ -72,8 +73,9 @@ pub struct EmitConfig {
 }
 
 /// Builds the emit operator of one level: returns the writes for the sink, the evictions
-/// to feed back, and the evicted windows for the roll-up changelog. `finish` says, when the sources end, whether every window is final (`--until-end`)
-/// or the run is only stopping (so only what was already due is written).
+/// to feed back, and the evicted windows for the roll-up changelog. `finish` says, when the
+/// sources end, whether every window is final (`--until-end`) or the run is only stopping
+/// (so only what was already due is written).
 pub fn emit<'scope>(
     aggregates: Aggregates<'scope>,
     mut trace: Trace,

@@ -99,8 +99,12 @@ struct Run {
 
 impl Run {
     fn new(emit: EmitMode) -> Run {
+        Run::with_role(emit, ALONE)
+    }
+
+    fn with_role(emit: EmitMode, role: Role) -> Run {
         Run {
-            windowing: Windowing::new(emit, MINUTE, ALONE, None),
+            windowing: Windowing::new(emit, MINUTE, role, None),
             live: Model::default(),
             metrics: Metrics::default().worker(0),
             out: Vec::new(),
@@ -286,4 +290,38 @@ fn the_final_flush_writes_every_window_not_yet_written_once() {
     let flush = step(u64::MAX, i64::MAX, i64::MIN);
     let out = run.epoch(flush, &[]);
     assert_eq!(written(out), [(60_000, 2)]);
+}
+
+#[test]
+fn a_sealing_level_hands_each_evicted_window_over_and_panes_are_never_written() {
+    let panes = Role {
+        written: false,
+        first: false,
+        seals: true,
+        ..ALONE
+    };
+    let mut run = Run::with_role(EmitMode::Updates, panes);
+    let out = run.epoch(
+        step(0, 60_000, 60_000),
+        &[(0, 1.0), (0, 3.0), (60_000, 5.0)],
+    );
+    assert!(written(out).is_empty(), "a pane level writes nothing");
+    let sealed: Vec<_> = out
+        .iter()
+        .filter_map(|d| match d {
+            Decision::Sealed(k, s) => Some((k.start_ms, s.count, s.mean)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        sealed,
+        [(0, 2, 2.0)],
+        "the evicted window, with its final statistic"
+    );
+    run.epoch(step(1, 60_000, 60_000), &[(0, 7.0)]);
+    assert_eq!(
+        run.metrics.late_expired.get(),
+        0,
+        "late-expired readings are counted at the first level only"
+    );
 }
