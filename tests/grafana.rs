@@ -491,6 +491,7 @@ fn the_level_changes_unit_where_the_dashboard_says() {
     let mut board = dashboard(TELEMETRY);
     let level = level_variable(&mut board);
     for (ago, unit) in [
+        ("1m", "m"),
         ("2249m", "m"),
         ("2250m", "h"),
         ("49d", "h"),
