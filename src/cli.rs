@@ -436,6 +436,12 @@ pub struct WindowArgs {
     #[arg(env = "MAXQ_SLIDE", long, value_name = "DURATION", value_parser = event_duration)]
     pub slide: Option<Duration>,
 
+    /// Longer tumbling windows maintained from the same readings, each written to its own
+    /// measurement named after its length (`telemetry_1h`, `telemetry_1d`); each a multiple
+    /// of --window and of the shorter ones.
+    #[arg(env = "MAXQ_ROLLUPS", long, value_name = "DURATIONS", value_delimiter = ',', value_parser = event_duration)]
+    pub rollups: Vec<Duration>,
+
     /// A reading more than this older than the newest before it in its partition is late
     /// and dropped.
     #[arg(env = "MAXQ_LATENESS", long, value_name = "DURATION", default_value = "5s", value_parser = event_duration)]

@@ -1,9 +1,11 @@
 //! Live mode: streaming runs (no `--until-end`) fed in bursts with pauses, with one partition
 //! idle long past `--idle-timeout` and then waking, killed with `kill -9` in the middle of a
 //! burst, stopped with SIGTERM and restarted on the same group, end with InfluxDB holding
-//! exactly the independent reference's points for every window the data has made final —
-//! on one, two and three workers and on two processes, with `--emit final` and
-//! `--emit updates`, each over a seed of its own. `--until-end` would finish every window at
+//! exactly the independent reference's points for every window the data has made final, at
+//! every level (the first and the roll-ups of `--rollups 2m,4m`, whose windows are open
+//! across the kill and so are rebuilt from their changelog) — on one, two and three workers
+//! and on two processes, with `--emit final` and `--emit updates`, tumbling and hopping,
+//! each over a seed of its own. `--until-end` would finish every window at
 //! the end of the topic and so hide a window that streaming never writes.
 
 mod common;
@@ -16,6 +18,11 @@ const PARTITIONS: i32 = 3;
 /// The runs' defaults: tumbling one-minute windows, 5 s lateness.
 const WINDOW_MS: i64 = 60_000;
 const LATENESS_MS: i64 = 5_000;
+/// The roll-ups every run maintains, and their measurements and lengths.
+const ROLLUPS: &str = "2m,4m";
+const ROLLUP_LEVELS: [(&str, i64); 2] = [("telemetry_2m", 120_000), ("telemetry_4m", 240_000)];
+/// The longest level's window: the last readings start one of these after the data.
+const LONGEST_MS: i64 = 240_000;
 /// The partition that gets no data through burst B.
 const QUIET: i32 = 2;
 /// Messages per partition in one burst: about a minute of event time, ~100 ms apart.
@@ -132,15 +139,15 @@ impl Telemetry {
         }
     }
 
-    /// One reading in every partition, in the first window starting more than a window and
-    /// the lateness after every reading so far: every partition's watermark then passes
-    /// every earlier window, so all of those are final, and only this one is not. Returns
-    /// the readings and the start of their window. They are all of one sensor, whose key
+    /// One reading in every partition, a whole longest-level window after the one holding
+    /// every reading so far: every partition's watermark then passes every earlier window
+    /// of every level, so all of those are final, and only the ones holding these are not.
+    /// Returns the readings and the time they are at. They are all of one sensor, whose key
     /// lives on one worker: the other workers get no change of their own after them and must
     /// write their windows on progress alone.
     fn last_readings(&self) -> (Vec<Message>, i64) {
         let newest = self.sources.iter().map(|s| s.clock).max().unwrap();
-        let open = (newest + WINDOW_MS + LATENESS_MS).div_euclid(WINDOW_MS) * WINDOW_MS + WINDOW_MS;
+        let open = (newest.div_euclid(LONGEST_MS) + 2) * LONGEST_MS;
         let messages = self
             .sources
             .iter()
@@ -183,11 +190,11 @@ impl Topic {
     }
 }
 
-/// The points of windows starting before `open`, the window of the last readings.
-fn before(points: Points, open: i64) -> Points {
+/// The points of windows of `window_ms` that end by `open`, where the last readings are.
+fn before(points: Points, window_ms: i64, open: i64) -> Points {
     points
         .into_iter()
-        .filter(|((_, start), _)| *start < open)
+        .filter(|((_, start), _)| *start + window_ms <= open)
         .collect()
 }
 
@@ -311,6 +318,8 @@ struct Setup {
     workers: usize,
     processes: usize,
     emit: &'static str,
+    /// `--slide`: hopping windows if shorter than the window.
+    slide: &'static str,
     seed: u64,
 }
 
@@ -320,9 +329,10 @@ struct Setup {
 fn live(setup: Setup) {
     let started = Instant::now();
     let what = format!(
-        "-w {} -n {} --emit {} (seed {})",
-        setup.workers, setup.processes, setup.emit, setup.seed
+        "-w {} -n {} --emit {} --slide {} --rollups {ROLLUPS} (seed {})",
+        setup.workers, setup.processes, setup.emit, setup.slide, setup.seed
     );
+    let slide_ms = humantime::parse_duration(setup.slide).unwrap().as_millis() as i64;
     let mut topic = Topic {
         name: unique("live"),
         produced: Vec::new(),
@@ -339,6 +349,10 @@ fn live(setup: Setup) {
             &workers,
             "--emit",
             setup.emit,
+            "--slide",
+            setup.slide,
+            "--rollups",
+            ROLLUPS,
             "--idle-timeout",
             "1s",
             "--epoch",
@@ -399,36 +413,69 @@ fn live(setup: Setup) {
     run.logged("the restart caught up and committing", COMMITTING);
     let (last, open) = telemetry.last_readings();
     topic.send(last);
-    let expected = before(topic.reference(), open);
+    let levels: Vec<(&str, i64, i64)> = std::iter::once(("telemetry_1m", WINDOW_MS, slide_ms))
+        .chain(
+            ROLLUP_LEVELS
+                .iter()
+                .map(|(m, length)| (*m, *length, *length)),
+        )
+        .collect();
+    let expected: Vec<Points> = levels
+        .iter()
+        .map(|(_, window, slide)| {
+            let points = reference(&topic.produced, *window, *slide, LATENESS_MS);
+            before(points, *window, open)
+        })
+        .collect();
+    for ((measurement, ..), points) in levels.iter().zip(&expected).skip(1) {
+        let windows: std::collections::BTreeSet<i64> = points.keys().map(|(_, s)| *s).collect();
+        assert!(
+            windows.len() >= 2,
+            "{measurement}: several windows: {windows:?}"
+        );
+    }
+    let first = &expected[0];
     assert!(
-        expected.values().any(|p| p.count == 1) && expected.values().any(|p| p.count >= 100),
+        first.values().any(|p| p.count == 1) && first.values().any(|p| p.count >= 100),
         "the stream has sparse and dense windows"
     );
-    let windows: std::collections::BTreeSet<i64> = expected.keys().map(|(_, s)| *s).collect();
+    let windows: std::collections::BTreeSet<i64> = first.keys().map(|(_, s)| *s).collect();
     assert!(windows.len() >= 4, "several windows: {windows:?}");
     let deadline = Instant::now() + Duration::from_secs(PATIENCE_S);
     let actual = loop {
-        let actual = before(influx_points(&db, "telemetry_1m"), open);
-        let equal = actual.len() == expected.len()
-            && expected
-                .iter()
-                .all(|(k, e)| actual.get(k).is_some_and(|a| same(a, e)));
+        let actual: Vec<Points> = levels
+            .iter()
+            .map(|(measurement, window, _)| before(influx_points(&db, measurement), *window, open))
+            .collect();
+        let equal = actual.iter().zip(&expected).all(|(actual, expected)| {
+            actual.len() == expected.len()
+                && expected
+                    .iter()
+                    .all(|(k, e)| actual.get(k).is_some_and(|a| same(a, e)))
+        });
         if equal || Instant::now() >= deadline {
             break actual;
         }
         std::thread::sleep(Duration::from_millis(200));
     };
-    assert_same(
-        &format!("{what}: InfluxDB vs the reference, {PATIENCE_S} s after the last readings"),
-        &actual,
-        &expected,
-    );
+    for (((measurement, ..), actual), expected) in levels.iter().zip(&actual).zip(&expected) {
+        assert_same(
+            &format!("{what}: {measurement} in InfluxDB vs the reference, {PATIENCE_S} s after the last readings"),
+            actual,
+            expected,
+        );
+    }
     run.terminate();
+    let points: Vec<String> = levels
+        .iter()
+        .zip(&expected)
+        .map(|((measurement, ..), points)| format!("{} {measurement}", points.len()))
+        .collect();
     println!(
         "{what}: {} messages in 4 bursts and the last readings; {written_live} points \
          written before the kill; {} final points over {} windows equal the reference; {:.1?}",
         topic.produced.len(),
-        expected.len(),
+        points.join(", "),
         windows.len(),
         started.elapsed()
     );
@@ -440,6 +487,7 @@ fn emit_final_writes_every_final_window_with_one_worker() {
         workers: 1,
         processes: 1,
         emit: "final",
+        slide: "1m",
         seed: 1,
     });
 }
@@ -450,6 +498,7 @@ fn emit_updates_leaves_every_final_window_right_with_one_worker() {
         workers: 1,
         processes: 1,
         emit: "updates",
+        slide: "1m",
         seed: 2,
     });
 }
@@ -460,6 +509,7 @@ fn emit_final_writes_every_final_window_with_two_workers() {
         workers: 2,
         processes: 1,
         emit: "final",
+        slide: "1m",
         seed: 3,
     });
 }
@@ -470,6 +520,7 @@ fn emit_updates_leaves_every_final_window_right_with_two_workers() {
         workers: 2,
         processes: 1,
         emit: "updates",
+        slide: "1m",
         seed: 4,
     });
 }
@@ -480,6 +531,7 @@ fn emit_final_writes_every_final_window_with_three_workers() {
         workers: 3,
         processes: 1,
         emit: "final",
+        slide: "1m",
         seed: 5,
     });
 }
@@ -490,6 +542,7 @@ fn emit_updates_leaves_every_final_window_right_with_three_workers() {
         workers: 3,
         processes: 1,
         emit: "updates",
+        slide: "1m",
         seed: 6,
     });
 }
@@ -502,6 +555,7 @@ fn emit_final_writes_every_final_window_with_two_processes() {
         workers: 2,
         processes: 2,
         emit: "final",
+        slide: "1m",
         seed: 7,
     });
 }
@@ -512,6 +566,30 @@ fn emit_updates_leaves_every_final_window_right_with_two_processes() {
         workers: 2,
         processes: 2,
         emit: "updates",
+        slide: "1m",
         seed: 8,
+    });
+}
+
+/// Hopping first-level windows: their roll-ups are rebuilt from panes of one slide.
+#[test]
+fn hopping_windows_and_their_rollups_with_three_workers() {
+    live(Setup {
+        workers: 3,
+        processes: 1,
+        emit: "final",
+        slide: "20s",
+        seed: 9,
+    });
+}
+
+#[test]
+fn hopping_windows_and_their_rollups_with_two_processes() {
+    live(Setup {
+        workers: 2,
+        processes: 2,
+        emit: "updates",
+        slide: "20s",
+        seed: 10,
     });
 }

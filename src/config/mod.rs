@@ -2,8 +2,10 @@
 //! environment, durations in the units the dataflow uses.
 
 mod cluster;
+mod levels;
 
 pub use cluster::timely_config;
+pub use levels::{length_name, Level, Levels};
 
 use std::fmt;
 use std::path::PathBuf;
@@ -98,8 +100,9 @@ pub enum SinkTarget {
 pub struct SinkConfig {
     /// Destination.
     pub target: SinkTarget,
-    /// Measurement, already escaped for line protocol.
-    pub measurement: String,
+    /// Measurement of each level (by [`crate::key::WindowKey::level`]), already escaped for
+    /// line protocol; empty for a level never written.
+    pub measurements: Vec<String>,
     /// Most points per request.
     pub batch_size: usize,
     /// Timeout of one request.
@@ -143,8 +146,10 @@ pub struct KafkaConfig {
 pub struct RunConfig {
     /// Kafka input.
     pub kafka: KafkaConfig,
-    /// Window shape.
+    /// Window shape of the first level.
     pub windows: Windows,
+    /// The first level and the roll-ups.
+    pub levels: Levels,
     /// Lateness bound, ms.
     pub lateness_ms: i64,
     /// Idle timeout.
@@ -232,6 +237,17 @@ impl RunConfig {
                 humantime::format_duration(w.max_state_age)
             ));
         }
+        let windows = Windows {
+            window_ms,
+            slide_ms,
+        };
+        let levels = Levels::new(windows, &args.sink.measurement, &w.rollups)?;
+        let mut sink = SinkConfig::from_args(&args.sink)?;
+        sink.measurements = levels
+            .all
+            .iter()
+            .map(|l| l.measurement.clone().unwrap_or_default())
+            .collect();
         Ok(RunConfig {
             kafka: KafkaConfig {
                 connection: Connection {
@@ -249,10 +265,8 @@ impl RunConfig {
                 resume_topic: k.resume_topic.clone(),
                 commit_interval: k.commit_interval,
             },
-            windows: Windows {
-                window_ms,
-                slide_ms,
-            },
+            windows,
+            levels,
             lateness_ms: millis("--lateness", w.lateness)?,
             idle_timeout: w.idle_timeout,
             max_state_age_ms,
@@ -262,7 +276,7 @@ impl RunConfig {
                 cli::Emit::Final => EmitMode::Final,
             },
             epoch: w.epoch,
-            sink: SinkConfig::from_args(&args.sink)?,
+            sink,
             progress_interval: args.progress_interval,
             metrics_addr: args.metrics_addr.as_deref().map(metrics_addr).transpose()?,
             metrics_interval: (!args.metrics_interval.is_zero()).then_some(args.metrics_interval),
@@ -338,7 +352,7 @@ impl SinkConfig {
         };
         Ok(SinkConfig {
             target,
-            measurement,
+            measurements: vec![measurement],
             batch_size: s.batch_size,
             timeout: s.influx_timeout,
             buffer_points: s.sink_buffer,

@@ -1,6 +1,7 @@
 //! What the stages of a process share besides the data: counters, the stop request, the
 //! sinks' backlog, and what watches the windows written.
 
+use std::sync::atomic::AtomicI64;
 use std::sync::Arc;
 
 use crate::key::WindowKey;
@@ -21,6 +22,9 @@ pub struct Context {
     pub backlog: Arc<Backlog>,
     /// Called with every window handed to the sink.
     pub tap: Option<Tap>,
+    /// The highest eviction horizon this process's resume points durably record: no
+    /// restart resumes below it (it takes the highest any partition records).
+    pub committed_horizon: Arc<AtomicI64>,
 }
 
 /// Called with every window as it is handed to the sink (the demo's live view).

@@ -3,10 +3,14 @@
 //!
 //! ```text
 //! KafkaSource ──updates──▶ aggregate (differential) ──▶ Emit ──writes──▶ Sink ──acks──▶ Commit
-//!      │                        ▲                        │  ▲                             ▲
-//!      │                        └──────evictions─────────┘  │                             │
-//!      └──progress (broadcast)──────────────────────────────┴─────────────────────────────┘
+//!      │      (one per level) ▲                        │ │ ▲                             ▲
+//!      │                      └──────evictions─────────┘ │ │                             │
+//!      │                         sealed windows ─────────┘ │ ──▶ rollups::writer ──acks──┤
+//!      └──progress (broadcast)─────────────────────────────┴─────────────────────────────┘
 //! ```
+//!
+//! Each level (the first, and each roll-up of `--rollups`) has its own arrangement and emit
+//! operator; the source feeds them all, and the sink writes them all.
 
 pub(crate) mod source;
 pub mod parse;
@@ -15,6 +19,7 @@ pub(crate) mod window;
 pub(crate) mod aggregate;
 pub(crate) mod emit;
 pub mod sink;
+pub mod rollups;
 pub mod commit;
 
 pub(crate) mod context;
@@ -27,8 +32,8 @@ use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::sync::Arc;
-use timely::dataflow::operators::vec::Broadcast;
-use timely::dataflow::operators::{ConnectLoop, Feedback, Inspect};
+use timely::dataflow::operators::vec::{Broadcast, Map, Partition, ToStream};
+use timely::dataflow::operators::{Concat, Concatenate, ConnectLoop, Feedback, Inspect};
 use timely::worker::Worker;
 
 use crate::config::RunConfig;
@@ -36,8 +41,10 @@ use crate::kafka::KafkaError;
 use aggregate::aggregate;
 use commit::resume_log::ResumeLog;
 use commit::{commit, intents, CommitConfig};
-use emit::{emit, EmitConfig};
+use emit::{emit, EmitConfig, Role};
 use progress::ResumePoint;
+use rollups::records::Loaded;
+use rollups::writer::{writer, Entry};
 use sink::sink;
 use source::{kafka_source, KafkaInput, ProcessInput};
 
@@ -49,6 +56,7 @@ pub use source::Placement;
 pub struct ProcessClients {
     input: ProcessInput,
     resume_log: Arc<ResumeLog>,
+    changelog: Option<Arc<ResumeLog>>,
 }
 
 impl ProcessClients {
@@ -59,9 +67,15 @@ impl ProcessClients {
         partitions: usize,
         resume: &BTreeMap<i32, ResumePoint>,
     ) -> Result<ProcessClients, KafkaError> {
+        let changelog = config
+            .levels
+            .rollups()
+            .then(|| ResumeLog::connect_to(&config.kafka, &rollups::topic(&config.kafka)))
+            .transpose()?;
         Ok(ProcessClients {
             input: ProcessInput::connect(config, placement, partitions, resume)?,
             resume_log: Arc::new(ResumeLog::connect(&config.kafka)?),
+            changelog: changelog.map(Arc::new),
         })
     }
 }
@@ -73,6 +87,8 @@ pub struct Clients {
     pub input: KafkaInput,
     /// Where intents and resume points are recorded.
     pub resume_log: Arc<ResumeLog>,
+    /// Where the roll-ups' sealed windows are recorded.
+    pub changelog: Option<Arc<ResumeLog>>,
 }
 
 impl Clients {
@@ -81,8 +97,18 @@ impl Clients {
         Clients {
             input: process.input.take(local),
             resume_log: process.resume_log.clone(),
+            changelog: process.changelog.clone(),
         }
     }
+}
+
+/// What a restart resumes from besides the resume points.
+#[derive(Clone, Debug)]
+pub struct Restart {
+    /// Windows ending at or before this were evicted by a previous run.
+    pub evicted_below: Option<i64>,
+    /// What the roll-up changelog gives.
+    pub rollups: Arc<Loaded>,
 }
 
 /// Builds the pipeline on `worker`. `finish` is read when the sources end: true when every
@@ -93,38 +119,67 @@ pub fn build(
     partitions: usize,
     clients: &Clients,
     finish: Rc<Cell<bool>>,
-    evicted_below: Option<i64>,
+    restart: &Restart,
     context: &Context,
 ) {
     let index = worker.index();
     let input = &clients.input;
     worker.dataflow::<u64, _, _>(|scope| {
-        let (updates, progress) = kafka_source(scope, input, config.clone(), context.clone());
+        let sealed_below = restart.rollups.sealed_below;
+        let (updates, progress) =
+            kafka_source(scope, input, config.clone(), sealed_below, context.clone());
         let progress = progress.broadcast();
-        let (eviction_loop, evictions) = scope.feedback(1);
-        let (aggregates, trace) = aggregate(updates, evictions);
-        let emit_config = EmitConfig {
-            windows: config.windows,
-            emit: config.emit,
-            partitions,
-            max_state_age_ms: config.max_state_age_ms,
-            evicted_below,
+        // Worker 0 seeds the open roll-up windows (differential puts each on its owner).
+        let first = index == 0;
+        let seeds = if first {
+            restart.rollups.seeds.clone()
+        } else {
+            Vec::new()
         };
-        let (writes, evictions) = emit(
-            aggregates,
-            trace,
-            progress.clone(),
-            emit_config,
-            finish.clone(),
-            context.metrics.clone(),
-        );
-        evictions.connect_loop(eviction_loop);
+        let seeds = seeds.into_iter().map(|(key, stats)| (key, 0, stats));
+        let updates = updates.concat(seeds.to_stream(scope));
+        let levels = &config.levels;
+        let by_level = updates.partition(levels.all.len() as u64, |update| {
+            (u64::from(update.0.level), update)
+        });
+        let (mut writes, mut sealed) = (Vec::new(), Vec::new());
+        for (level, updates) in by_level.into_iter().enumerate() {
+            let (eviction_loop, evictions) = scope.feedback(1);
+            let (aggregates, trace) = aggregate(updates, evictions);
+            let role = Role {
+                level: level as u8,
+                written: levels.all[level].measurement.is_some(),
+                first: level == 0,
+                seals: levels.recorded(level)
+                    || (levels.rollups() && level + 1 == levels.all.len()),
+            };
+            let emit_config = EmitConfig {
+                windows: levels.all[level].windows,
+                role,
+                emit: config.emit,
+                partitions,
+                max_state_age_ms: config.max_state_age_ms,
+                evicted_below: restart.evicted_below,
+            };
+            let (level_writes, level_evictions, level_sealed) = emit(
+                aggregates,
+                trace,
+                progress.clone(),
+                emit_config,
+                finish.clone(),
+                context.metrics.clone(),
+            );
+            level_evictions.connect_loop(eviction_loop);
+            writes.push(level_writes);
+            sealed.push(level_sealed);
+        }
+        let writes = scope.concatenate(writes);
         let writes = match context.tap.clone() {
             Some(tap) => writes.inspect(move |(key, stats)| tap(key, stats)),
             None => writes,
         };
         let intents = intents(progress.clone(), input, clients.resume_log.clone());
-        let acks = sink(
+        let mut acks = sink(
             writes,
             intents,
             config.sink.clone(),
@@ -132,6 +187,19 @@ pub fn build(
             input.dead_letters.clone(),
             context.clone(),
         );
+        if let Some(log) = &clients.changelog {
+            let held = if first {
+                restart.rollups.held.clone()
+            } else {
+                Vec::new()
+            };
+            let entries = scope
+                .concatenate(sealed)
+                .map(|(key, stats)| Entry::Sealed(key, stats))
+                .concat(held.into_iter().map(Entry::Held).to_stream(scope));
+            let levels = Rc::new(levels.clone());
+            acks = acks.concat(writer(entries, levels, log.clone(), context.clone()));
+        }
         let commit_config = CommitConfig {
             topic: config.kafka.topic.clone(),
             partitions,

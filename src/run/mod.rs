@@ -7,7 +7,7 @@ mod metrics;
 
 use std::cell::Cell;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering::Relaxed};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 use tracing::info;
@@ -19,7 +19,7 @@ use crate::kafka::partition_count;
 use crate::pipeline::metrics::Metrics;
 use crate::pipeline::parse::Malformed;
 use crate::pipeline::sink::{Backlog, Refusal};
-use crate::pipeline::{Clients, Context, Placement, ProcessClients, Tap};
+use crate::pipeline::{rollups, Clients, Context, Placement, ProcessClients, Restart, Tap};
 use crate::targets;
 
 /// What a run did, for the caller's summary.
@@ -113,6 +113,7 @@ fn execute_connected(
         control: Arc::default(),
         backlog: Arc::new(Backlog::new(config.sink.buffer_points)),
         tap,
+        committed_horizon: Arc::new(AtomicI64::new(i64::MIN)),
     };
     context.metrics.live.watch_backlog(context.backlog.clone());
     crate::pipeline::sink::check_server(&config.sink)?;
@@ -122,6 +123,22 @@ fn execute_connected(
     if !resume.is_empty() {
         info!(target: targets::RUN, partitions = resume.len(), "resuming from the resume log");
     }
+    // Read (and created) even on a first run, so the writer finds it compacted.
+    let rollups = if config.levels.rollups() {
+        let sealed_below = evicted_below.unwrap_or(i64::MIN);
+        let reading = Instant::now();
+        let loaded = rollups::load(&config.kafka, &config.levels, sealed_below)?;
+        if !loaded.seeds.is_empty() {
+            info!(target: targets::RUN, windows = loaded.seeds.len(), records = loaded.held.len(), seconds = reading.elapsed().as_secs_f64(), "roll-ups seeded from their changelog");
+        }
+        loaded
+    } else {
+        rollups::fresh()
+    };
+    let restart = Restart {
+        evicted_below,
+        rollups: Arc::new(rollups),
+    };
     // Registered before connecting, which can take a while with many partitions.
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         // The first signal stops the sources; a second one exits at once.
@@ -180,7 +197,7 @@ fn execute_connected(
             partitions,
             &input,
             finish.clone(),
-            evicted_below,
+            &restart,
             &context,
         );
         while worker.step_or_park(Some(Duration::from_millis(100))) {

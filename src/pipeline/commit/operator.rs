@@ -16,6 +16,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use timely::container::CapacityContainerBuilder;
@@ -29,7 +30,7 @@ use crate::pipeline::commit::resume_log::{Saving, CHECK_EVERY};
 use crate::pipeline::commit::resume_points::{Commit, ResumePoints};
 use crate::pipeline::context::Context;
 use crate::pipeline::epochs::Acks;
-use crate::pipeline::progress::PartitionProgress;
+use crate::pipeline::progress::{PartitionProgress, ResumePoint};
 use crate::pipeline::source::KafkaInput;
 use crate::targets;
 
@@ -114,6 +115,7 @@ pub fn commit<'scope>(
                         Some(Ok(())) => {
                             let offsets = group_offsets(&config.topic, &commit.offsets);
                             live.committed(&commit.offsets);
+                            note_horizon(&context, &commit.points);
                             resume_points.recorded(commit.points);
                             if let Err(e) = consumer.commit(&offsets, CommitMode::Async) {
                                 debug!(target: targets::COMMIT, "committing group offsets failed (the resume log has them): {e}");
@@ -159,6 +161,7 @@ pub fn commit<'scope>(
                 }
                 let offsets = group_offsets(&config.topic, &commit.offsets);
                 live.committed(&commit.offsets);
+                note_horizon(&context, &commit.points);
                 resume_points.recorded(commit.points);
                 for attempt in 1..=FINAL_COMMIT_ATTEMPTS {
                     match consumer.commit(&offsets, CommitMode::Sync) {
@@ -178,6 +181,13 @@ pub fn commit<'scope>(
             }
         },
     );
+}
+
+/// `points` are durable: no restart resumes below their eviction horizon any more.
+fn note_horizon(context: &Context, points: &BTreeMap<i32, ResumePoint>) {
+    if let Some(horizon) = points.values().filter_map(|p| p.evicted_below).max() {
+        context.committed_horizon.fetch_max(horizon, Relaxed);
+    }
 }
 
 /// The group offsets of `topic` to commit.

@@ -93,21 +93,37 @@ pub fn open_reader(
 
 /// Reads the resume points of `--group` for `--topic`, by partition.
 pub fn load(kafka: &KafkaConfig) -> Result<BTreeMap<i32, ResumePoint>, KafkaError> {
-    let (consumer, low, high) = open_reader(
+    let records = read_latest(
         kafka,
         &kafka.resume_topic,
         "maxq-resume-reader",
         "resume log",
     )?;
-    let context = || {
-        format!(
-            "reading the resume log in --resume-topic {}",
-            kafka.resume_topic
-        )
-    };
-    let mut points = BTreeMap::new();
+    Ok(records
+        .into_iter()
+        .filter_map(|(key, payload)| {
+            let partition = key.parse::<i32>().ok()?;
+            Some((partition, serde_json::from_slice(&payload).ok()?))
+        })
+        .collect())
+}
+
+/// The newest payload of every key of `--group` for `--topic` in `topic`, one of maxq's
+/// own, by the rest of its key; a key whose newest record has no payload (a tombstone) is
+/// left out. `what` names the log in errors.
+pub fn read_latest(
+    kafka: &KafkaConfig,
+    topic: &str,
+    group_id: &str,
+    what: &str,
+) -> Result<BTreeMap<String, Vec<u8>>, KafkaError> {
+    let (consumer, low, high) = open_reader(kafka, topic, group_id, what)?;
+    let context = || format!("reading the {what} in {}", own_topic(kafka, topic));
+    let mut latest = BTreeMap::new();
     let prefix = key_prefix(kafka);
-    let deadline = Instant::now() + Duration::from_secs(30);
+    // Given up on when the broker sends nothing for this long, however long the log.
+    let patience = Duration::from_secs(30);
+    let mut deadline = Instant::now() + patience;
     let mut next = low;
     while next < high {
         if Instant::now() > deadline {
@@ -121,32 +137,28 @@ pub fn load(kafka: &KafkaConfig) -> Result<BTreeMap<i32, ResumePoint>, KafkaErro
         match consumer.poll(Duration::from_millis(100)) {
             Some(Ok(message)) => {
                 next = message.offset() + 1;
+                deadline = Instant::now() + patience;
                 let key = message
                     .key()
                     .and_then(|k| std::str::from_utf8(k).ok())
                     .unwrap_or_default();
-                let Some(partition) = key
-                    .strip_prefix(&prefix)
-                    .and_then(|p| p.parse::<i32>().ok())
-                else {
+                let Some(rest) = key.strip_prefix(&prefix) else {
                     continue;
                 };
-                if let Some(point) = message
-                    .payload()
-                    .and_then(|p| serde_json::from_slice(p).ok())
-                {
-                    points.insert(partition, point);
-                }
+                match message.payload() {
+                    Some(payload) => latest.insert(rest.to_owned(), payload.to_vec()),
+                    None => latest.remove(rest),
+                };
             }
             Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) | None => {}
             Some(Err(e)) => return Err(client_error(context())(e)),
         }
     }
-    Ok(points)
+    Ok(latest)
 }
 
 /// The process's writer of resume points, shared by its workers' intent and commit
-/// operators. Its producer is polled by whoever asks about a save (not by a polling thread
+/// operators (and, on a topic of its own, of the roll-up changelog's records). Its producer is polled by whoever asks about a save (not by a polling thread
 /// of its own, which would wake up all the time: rdkafka's `ThreadedProducer` spins for the
 /// last millisecond of every poll, even on an idle run).
 ///
@@ -157,6 +169,7 @@ pub fn load(kafka: &KafkaConfig) -> Result<BTreeMap<i32, ResumePoint>, KafkaErro
 /// never a save reported durable that is not.
 pub struct ResumeLog {
     kafka: KafkaConfig,
+    topic: String,
     prefix: String,
     current: Mutex<Current>,
 }
@@ -190,8 +203,14 @@ pub struct Saving {
 impl ResumeLog {
     /// Connects to `--resume-topic`.
     pub fn connect(kafka: &KafkaConfig) -> Result<ResumeLog, KafkaError> {
+        Self::connect_to(kafka, &kafka.resume_topic)
+    }
+
+    /// Connects to `topic`, one of maxq's own (created by whoever reads it first).
+    pub fn connect_to(kafka: &KafkaConfig, topic: &str) -> Result<ResumeLog, KafkaError> {
         Ok(ResumeLog {
             kafka: kafka.clone(),
+            topic: topic.to_owned(),
             prefix: key_prefix(kafka),
             current: Mutex::new(Current {
                 producer: Arc::new(Self::producer(kafka)?),
@@ -226,18 +245,30 @@ impl ResumeLog {
 
     /// Sends `points` without waiting; [`ResumeLog::outcome`] tells when they are durable.
     pub fn send(&self, points: &BTreeMap<i32, ResumePoint>) -> Saving {
+        self.send_records(points.iter().map(|(partition, point)| {
+            let payload = serde_json::to_vec(point).expect("a resume point serializes");
+            (partition.to_string(), Some(payload))
+        }))
+    }
+
+    /// Sends `records` (each a key after the group's and topic's prefix, and a payload or
+    /// `None` for a tombstone) without waiting.
+    pub fn send_records(
+        &self,
+        records: impl IntoIterator<Item = (String, Option<Vec<u8>>)>,
+    ) -> Saving {
         let mut current = self.current();
         let producer = current.producer.clone();
         let failed_before = producer.context().failed();
-        for (partition, point) in points {
-            let key = format!("{}{partition}", self.prefix);
-            let payload = serde_json::to_vec(point).expect("a resume point serializes");
+        for (key, payload) in records {
+            let key = format!("{}{key}", self.prefix);
             current.sent += 1;
-            if let Err((e, _)) = producer.send(
-                BaseRecord::to(&self.kafka.resume_topic)
-                    .key(&key)
-                    .payload(&payload),
-            ) {
+            let record = BaseRecord::to(&self.topic).key(&key);
+            let record = match &payload {
+                Some(payload) => record.payload(payload),
+                None => record,
+            };
+            if let Err((e, _)) = producer.send(record) {
                 producer.context().unsent(&e);
             }
         }
@@ -252,11 +283,11 @@ impl ResumeLog {
     /// `None` while `saving` is in flight; then whether it is durable. After a failure the
     /// producer is replaced, so the next save starts clean.
     pub fn outcome(&self, saving: &Saving) -> Option<Result<(), String>> {
-        let topic = &self.kafka.resume_topic;
+        let topic = own_topic(&self.kafka, &self.topic);
         let mut current = self.current();
         if saving.generation != current.generation {
             return Some(Err(format!(
-                "resume log --resume-topic {topic}: the producer was replaced"
+                "resume log {topic}: the producer was replaced"
             )));
         }
         let context = current.producer.context();
@@ -280,14 +311,26 @@ impl ResumeLog {
         // The old producer flushes for a while as it goes: not while the others wait.
         drop(current);
         drop(old);
-        Some(Err(format!("resume log --resume-topic {topic}: {e}")))
+        Some(Err(format!("resume log {topic}: {e}")))
     }
 
     /// Records `points` and waits until they are durable. Only [`ResumeLog::outcome`]
     /// polls, under the lock, so no other worker's poll can take this save's delivery
     /// report while its failures are being counted.
     pub fn save(&self, points: &BTreeMap<i32, ResumePoint>) -> Result<(), String> {
-        let saving = self.send(points);
+        self.wait(self.send(points))
+    }
+
+    /// Records `records` (as [`ResumeLog::send_records`] takes them) and waits until they
+    /// are durable.
+    pub fn save_records(
+        &self,
+        records: impl IntoIterator<Item = (String, Option<Vec<u8>>)>,
+    ) -> Result<(), String> {
+        self.wait(self.send_records(records))
+    }
+
+    fn wait(&self, saving: Saving) -> Result<(), String> {
         let deadline = Instant::now() + SAVE_TIMEOUT;
         while Instant::now() < deadline {
             if let Some(outcome) = self.outcome(&saving) {
@@ -300,8 +343,8 @@ impl ResumeLog {
         drop(current);
         drop(old);
         Err(format!(
-            "resume log --resume-topic {}: not written within {}",
-            self.kafka.resume_topic,
+            "resume log {}: not written within {}",
+            own_topic(&self.kafka, &self.topic),
             humantime::format_duration(SAVE_TIMEOUT)
         ))
     }

@@ -46,14 +46,21 @@ use crate::pipeline::window::Windows;
 use crate::stats::Stats;
 use windowing::{Decision, Step, Windowing};
 
+pub use windowing::Role;
+
 /// A window's statistic to write.
 pub type Writes<'scope> = StreamVec<'scope, u64, (WindowKey, Stats)>;
+
+/// Evicted windows' final statistics, for the roll-up changelog.
+pub type Sealed<'scope> = StreamVec<'scope, u64, (WindowKey, Stats)>;
 
 /// The emit operator's settings.
 #[derive(Clone, Debug)]
 pub struct EmitConfig {
     /// Window shape.
     pub windows: Windows,
+    /// What the level's windows are for.
+    pub role: Role,
     /// Emission mode.
     pub emit: EmitMode,
     /// Number of partitions of the topic.
@@ -64,8 +71,8 @@ pub struct EmitConfig {
     pub evicted_below: Option<i64>,
 }
 
-/// Builds the emit operator: returns the writes for the sink and the evictions to feed
-/// back. `finish` says, when the sources end, whether every window is final (`--until-end`)
+/// Builds the emit operator of one level: returns the writes for the sink, the evictions
+/// to feed back, and the evicted windows for the roll-up changelog. `finish` says, when the sources end, whether every window is final (`--until-end`)
 /// or the run is only stopping (so only what was already due is written).
 pub fn emit<'scope>(
     aggregates: Aggregates<'scope>,
@@ -74,7 +81,7 @@ pub fn emit<'scope>(
     config: EmitConfig,
     finish: Rc<Cell<bool>>,
     metrics: Arc<Metrics>,
-) -> (Writes<'scope>, Updates<'scope>) {
+) -> (Writes<'scope>, Updates<'scope>, Sealed<'scope>) {
     let counters = metrics.worker(aggregates.scope().index());
     let decisions = aggregates
         .binary_frontier::<_, CapacityContainerBuilder<Vec<Decision>>, _, _, _, _>(
@@ -89,8 +96,12 @@ pub fn emit<'scope>(
                 let mut stash: ByEpoch<((WindowKey, Stats), isize)> = BTreeMap::new();
                 let mut progress_stash = ProgressStash::default();
                 let mut table = PartitionTable::new(config.partitions, config.max_state_age_ms);
-                let mut windowing =
-                    Windowing::new(config.emit, config.windows, config.evicted_below);
+                let mut windowing = Windowing::new(
+                    config.emit,
+                    config.windows,
+                    config.role,
+                    config.evicted_below,
+                );
                 move |(changes, changes_frontier), (reports, reports_frontier), output| {
                     changes.for_each(|cap, data| {
                         let Some(retained) = cap.retain_least(output.output_index()) else {
@@ -183,9 +194,15 @@ pub fn emit<'scope>(
                 }
             },
         );
-    let (writes, evictions) = decisions.ok_err(|decision| match decision {
-        Decision::Write(key, stats) => Ok((key, stats)),
-        Decision::Evict(update) => Err(update),
+    let (evictions, points): (Updates, StreamVec<u64, (bool, WindowKey, Stats)>) = decisions
+        .ok_err(|decision| match decision {
+            Decision::Evict(update) => Ok(update),
+            Decision::Write(key, stats) => Err((true, key, stats)),
+            Decision::Sealed(key, stats) => Err((false, key, stats)),
+        });
+    let (writes, sealed) = points.ok_err(|(write, key, stats)| match write {
+        true => Ok((key, stats)),
+        false => Err((key, stats)),
     });
-    (writes, evictions)
+    (writes, evictions, sealed)
 }

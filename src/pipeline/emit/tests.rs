@@ -4,8 +4,17 @@ use super::windowing::{first_key_after, Decision, Live, Step, Windowing};
 use super::*;
 use crate::pipeline::metrics::WorkerMetrics;
 
+/// The only level of a run without roll-ups.
+const ALONE: Role = Role {
+    level: 0,
+    written: true,
+    first: true,
+    seals: false,
+};
+
 fn key(start_ms: i64) -> WindowKey {
     WindowKey {
+        level: 0,
         start_ms,
         series: "sensor=a".into(),
     }
@@ -47,14 +56,15 @@ impl Model {
 impl Live for Model {
     fn scan(
         &mut self,
+        level: u8,
         windows: &Windows,
         after: i64,
         until: i64,
         at: u64,
         f: &mut dyn FnMut(&WindowKey, Stats),
     ) {
-        for (key, updates) in self.0.range(first_key_after(windows, after)..) {
-            if windows.end(key.start_ms) > until {
+        for (key, updates) in self.0.range(first_key_after(level, windows, after)..) {
+            if key.level != level || windows.end(key.start_ms) > until {
                 break;
             }
             let mut stats = Stats::zero();
@@ -90,7 +100,7 @@ struct Run {
 impl Run {
     fn new(emit: EmitMode) -> Run {
         Run {
-            windowing: Windowing::new(emit, MINUTE, None),
+            windowing: Windowing::new(emit, MINUTE, ALONE, None),
             live: Model::default(),
             metrics: Metrics::default().worker(0),
             out: Vec::new(),
@@ -113,7 +123,7 @@ fn written(out: &[Decision]) -> Vec<(i64, i64)> {
     out.iter()
         .filter_map(|d| match d {
             Decision::Write(k, s) => Some((k.start_ms, s.count)),
-            Decision::Evict(_) => None,
+            Decision::Evict(_) | Decision::Sealed(..) => None,
         })
         .collect()
 }
@@ -138,13 +148,14 @@ fn two_workers_write(emit_mode: EmitMode) -> Vec<(u64, i64, String)> {
             let (aggregates, trace) = crate::pipeline::aggregate::aggregate(updates, evictions);
             let config = EmitConfig {
                 windows: MINUTE,
+                role: ALONE,
                 emit: emit_mode,
                 partitions: 1,
                 max_state_age_ms: 3_600_000,
                 evicted_below: None,
             };
             let finish = Rc::new(Cell::new(false));
-            let (writes, evictions) = emit(
+            let (writes, evictions, _) = emit(
                 aggregates,
                 trace,
                 progress.broadcast(),
@@ -179,6 +190,7 @@ fn two_workers_write(emit_mode: EmitMode) -> Vec<(u64, i64, String)> {
                     for s in 0..8 {
                         let series = format!("sensor={s}").into();
                         let key = WindowKey {
+                            level: 0,
                             start_ms: 0,
                             series,
                         };
@@ -187,6 +199,7 @@ fn two_workers_write(emit_mode: EmitMode) -> Vec<(u64, i64, String)> {
                 }
                 if epoch == 1 {
                     let key = WindowKey {
+                        level: 0,
                         start_ms: 60_000,
                         series: "sensor=0".into(),
                     };

@@ -18,15 +18,31 @@ use crate::stats::Stats;
 pub(super) enum Decision {
     Write(WindowKey, Stats),
     Evict((WindowKey, u64, Stats)),
+    /// An evicted window's final statistic, for the roll-up changelog.
+    Sealed(WindowKey, Stats),
+}
+
+/// What a level's windows are for.
+#[derive(Clone, Copy, Debug)]
+pub struct Role {
+    /// The level, as keys carry it.
+    pub level: u8,
+    /// Its windows are written (the panes of hopping windows are not).
+    pub written: bool,
+    /// It is the first level: readings dropped as late-expired are counted here only.
+    pub first: bool,
+    /// Its evicted windows are handed to the roll-up changelog.
+    pub seals: bool,
 }
 
 /// The live keys and their statistics.
 pub(super) trait Live {
-    /// Calls `f` with every key whose window ends after `after` and at or before `until`,
-    /// in key order, with its statistic accumulated through epoch `at`; keys that
+    /// Calls `f` with every key of `level` whose window ends after `after` and at or before
+    /// `until`, in key order, with its statistic accumulated through epoch `at`; keys that
     /// accumulate to nothing are skipped.
     fn scan(
         &mut self,
+        level: u8,
         windows: &Windows,
         after: i64,
         until: i64,
@@ -35,10 +51,11 @@ pub(super) trait Live {
     );
 }
 
-/// The key order starts at the window start, so the keys of windows ending after `after`
-/// start at this one.
-pub(super) fn first_key_after(windows: &Windows, after: i64) -> WindowKey {
+/// The key order starts at the level and window start, so the keys of `level`'s windows
+/// ending after `after` start at this one.
+pub(super) fn first_key_after(level: u8, windows: &Windows, after: i64) -> WindowKey {
     WindowKey {
+        level,
         start_ms: after.saturating_sub(windows.window_ms).saturating_add(1),
         series: "".into(),
     }
@@ -47,6 +64,7 @@ pub(super) fn first_key_after(windows: &Windows, after: i64) -> WindowKey {
 impl Live for Trace {
     fn scan(
         &mut self,
+        level: u8,
         windows: &Windows,
         after: i64,
         until: i64,
@@ -57,9 +75,9 @@ impl Live for Trace {
             return;
         };
         let (mut cursor, storage) = cursor_list(batches);
-        cursor.seek_key(&storage, &first_key_after(windows, after));
+        cursor.seek_key(&storage, &first_key_after(level, windows, after));
         while let Some(key) = cursor.get_key(&storage) {
-            if windows.end(key.start_ms) > until {
+            if key.level != level || windows.end(key.start_ms) > until {
                 break;
             }
             let mut stats = Stats::zero();
@@ -93,6 +111,7 @@ pub(super) struct Step {
 pub(super) struct Windowing {
     emit: EmitMode,
     windows: Windows,
+    role: Role,
     /// Windows ending at or before this were evicted.
     evicted_below: i64,
     /// `--emit final`: windows ending at or before this were written when they became final.
@@ -103,10 +122,16 @@ pub(super) struct Windowing {
 }
 
 impl Windowing {
-    pub(super) fn new(emit: EmitMode, windows: Windows, evicted_below: Option<i64>) -> Windowing {
+    pub(super) fn new(
+        emit: EmitMode,
+        windows: Windows,
+        role: Role,
+        evicted_below: Option<i64>,
+    ) -> Windowing {
         Windowing {
             emit,
             windows,
+            role,
             evicted_below: evicted_below.unwrap_or(i64::MIN),
             written_below: i64::MIN,
             held_back: false,
@@ -123,10 +148,18 @@ impl Windowing {
         metrics: &WorkerMetrics,
     ) {
         let rewrite_all = !step.hold && self.held_back;
+        let role = self.role;
+        let write = |out: &mut Vec<Decision>, key: WindowKey, stats| {
+            if role.written {
+                out.push(Decision::Write(key, stats));
+            }
+        };
         for (key, stats) in changes {
             let end = self.windows.end(key.start_ms);
             if end <= self.evicted_below {
-                metrics.late_expired.inc_by(stats.count.max(0) as u64);
+                if role.first {
+                    metrics.late_expired.inc_by(stats.count.max(0) as u64);
+                }
                 out.push(Decision::Evict((
                     key,
                     step.time.saturating_add(1),
@@ -136,14 +169,12 @@ impl Windowing {
             }
             match self.emit {
                 EmitMode::Updates if step.hold => self.held_back = true,
-                EmitMode::Updates if !rewrite_all => out.push(Decision::Write(key, stats)),
+                EmitMode::Updates if !rewrite_all => write(out, key, stats),
                 EmitMode::Updates => {}
                 // Written again after the replay, from the windows evicted up.
                 EmitMode::Final if step.hold => self.written_below = i64::MIN,
                 // A window already final changed: an idle partition woke.
-                EmitMode::Final if end <= self.written_below => {
-                    out.push(Decision::Write(key, stats))
-                }
+                EmitMode::Final if end <= self.written_below => write(out, key, stats),
                 EmitMode::Final => {}
             }
         }
@@ -156,10 +187,17 @@ impl Windowing {
             EmitMode::Updates => after,
             EmitMode::Final => step.due,
         };
-        if until > after {
-            live.scan(&self.windows, after, until, step.time, &mut |key, stats| {
-                out.push(Decision::Write(key.clone(), stats));
-            });
+        if until > after && role.written {
+            live.scan(
+                role.level,
+                &self.windows,
+                after,
+                until,
+                step.time,
+                &mut |key, stats| {
+                    out.push(Decision::Write(key.clone(), stats));
+                },
+            );
         }
         self.held_back = false;
         if self.emit == EmitMode::Final {
@@ -168,6 +206,7 @@ impl Windowing {
         if step.horizon > self.evicted_below {
             let (after, time) = (self.evicted_below, step.time);
             live.scan(
+                role.level,
                 &self.windows,
                 after,
                 step.horizon,
@@ -178,6 +217,9 @@ impl Windowing {
                         time.saturating_add(1),
                         Stats::retraction(stats.count),
                     )));
+                    if role.seals {
+                        out.push(Decision::Sealed(key.clone(), stats));
+                    }
                 },
             );
             self.evicted_below = step.horizon;

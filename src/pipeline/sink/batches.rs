@@ -77,6 +77,7 @@ mod tests {
     fn window(start_ms: i64) -> Epoch {
         vec![(
             WindowKey {
+                level: 0,
                 start_ms,
                 series: "sensor=a".into(),
             },

@@ -132,7 +132,7 @@ fn encode(epochs: Vec<Vec<(WindowKey, Stats)>>, config: &SinkConfig) -> Job {
         let mut body = String::with_capacity(chunk.len() * 128);
         for (key, stats) in chunk {
             encode_point(
-                &config.measurement,
+                &config.measurements[usize::from(key.level)],
                 &key.series,
                 stats,
                 key.start_ms,

@@ -1,5 +1,6 @@
 //! The Kafka source: partition ownership, polling, per-partition lateness, offsets.
 
+mod combine;
 mod consumer;
 mod dead_letter;
 mod operator;

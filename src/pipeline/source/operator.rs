@@ -19,13 +19,13 @@ use rdkafka::message::BorrowedMessage;
 use rdkafka::Message;
 use std::ffi::{CStr, CString};
 use std::rc::Rc;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::{Scope, StreamVec};
 
+use super::combine::Combiner;
 use super::{DeadLetters, KafkaInput, OwnedPartitions, PartitionState};
 use crate::config::RunConfig;
 use crate::kafka::LogContext;
@@ -101,19 +101,18 @@ struct Reader<'a> {
     counted: Counted,
     counters: &'a WorkerMetrics,
     dead_letters: Option<&'a DeadLetters>,
+    combiner: &'a mut Combiner,
+    /// Readings whose base-level window ends at or before this are held by the roll-up
+    /// changelog a restart loaded ([`crate::pipeline::rollups`]).
+    sealed_below: i64,
 }
 
 impl Reader<'_> {
-    /// Handles one poll result: an accepted reading is given once per window it falls in,
-    /// a malformed one is counted and dead-lettered, an end of partition is recorded.
+    /// Handles one poll result: an accepted reading is folded into every window of every
+    /// level it falls in, a malformed one is counted and dead-lettered, an end of partition is recorded.
     /// Messages of partitions not in `owned` are not this worker's (none are expected: each
     /// partition's messages go to its own queue).
-    fn handle(
-        &mut self,
-        owned: &mut OwnedPartitions,
-        result: KafkaResult<BorrowedMessage<'_>>,
-        give: &mut impl FnMut(WindowKey, Stats),
-    ) {
+    fn handle(&mut self, owned: &mut OwnedPartitions, result: KafkaResult<BorrowedMessage<'_>>) {
         let config = self.config;
         let message = match result {
             Ok(message) => message,
@@ -148,10 +147,20 @@ impl Reader<'_> {
                     newest_before,
                 );
                 let stats = Stats::of(reading.value);
-                let series: Arc<str> = reading.series.into();
-                for start_ms in config.windows.starts(reading.ts_ms) {
-                    let series = series.clone();
-                    give(WindowKey { start_ms, series }, stats);
+                let levels = &config.levels;
+                // A replayed reading that a roll-up changelog record already holds counts
+                // only in the first level (whose windows that old are evicted anyway).
+                let base_end = levels.all[levels.base].windows.last_end(reading.ts_ms);
+                let upto = if base_end <= self.sealed_below {
+                    1
+                } else {
+                    levels.all.len()
+                };
+                for (level, shape) in levels.all[..upto].iter().enumerate() {
+                    for start_ms in shape.windows.starts(reading.ts_ms) {
+                        self.combiner
+                            .add(&reading.series, level as u8, start_ms, stats);
+                    }
                 }
             }
             Err(reason) => {
@@ -205,11 +214,13 @@ fn cached_end_offset(
         .then_some(high)
 }
 
-/// Builds worker's source operator over `input`.
+/// Builds worker's source operator over `input`; `sealed_below` is the horizon of the
+/// roll-up changelog a restart loaded (`i64::MIN` if none).
 pub fn kafka_source<'scope>(
     scope: Scope<'scope, u64>,
     input: &KafkaInput,
     config: Rc<RunConfig>,
+    sealed_below: i64,
     context: Context,
 ) -> (Updates<'scope>, StreamVec<'scope, u64, PartitionProgress>) {
     let mut builder = OperatorBuilder::new("KafkaSource".to_owned(), scope);
@@ -246,6 +257,7 @@ pub fn kafka_source<'scope>(
             context.metrics.live.partition(state.partition, figures);
         }
         let mut dead_letters = dead_letters;
+        let mut combiner = Combiner::default();
         move |_frontiers| {
             let (Some(u_cap), Some(p_cap)) = (updates_cap.as_mut(), progress_cap.as_mut()) else {
                 return;
@@ -282,17 +294,15 @@ pub fn kafka_source<'scope>(
                 activator.activate_after(BACKLOG_POLL);
                 return;
             }
-            let mut out = updates_out.activate();
-            let mut session = out.session(&*u_cap);
-            let time = *u_cap.time();
             let mut reader = Reader {
                 config: &config,
                 now,
                 counted: Counted::default(),
                 counters: &counters,
                 dead_letters: dead_letters.as_deref(),
+                combiner: &mut combiner,
+                sealed_below,
             };
-            let mut give = |key, stats| session.give((key, time, stats));
             // An even share of the budget per queue, so no partition waits for another.
             let share = (POLL_BUDGET / queues.len().max(1)).max(1);
             let mut more = false;
@@ -303,7 +313,7 @@ pub fn kafka_source<'scope>(
                         break;
                     };
                     handled += 1;
-                    reader.handle(&mut owned, result, &mut give);
+                    reader.handle(&mut owned, result);
                 }
                 more |= handled == share;
             }
@@ -311,9 +321,13 @@ pub fn kafka_source<'scope>(
                 let Some(result) = consumer.poll(Duration::ZERO) else {
                     break;
                 };
-                reader.handle(&mut owned, result, &mut give);
+                reader.handle(&mut owned, result);
             }
             reader.counted.add_to(&counters);
+            let mut out = updates_out.activate();
+            let mut session = out.session(&*u_cap);
+            let time = *u_cap.time();
+            combiner.drain(|key, stats| session.give((key, time, stats)));
             if more {
                 activator.activate();
             } else {

@@ -1,0 +1,105 @@
+//! The readings of one activation folded per key before they enter differential: a sensor
+//! read a thousand times in an activation is one update per window and level, not a
+//! thousand. Each key's statistic is the same either way; only the order of the merges
+//! differs, as it does with differential's own batching.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::key::WindowKey;
+use crate::stats::Stats;
+
+/// One series' windows touched in an activation: most series touch one per level.
+struct Windows {
+    first: (u8, i64, Stats),
+    more: Vec<(u8, i64, Stats)>,
+}
+
+impl Windows {
+    fn add(&mut self, level: u8, start_ms: i64, stats: Stats) {
+        let same = |(l, s, _): &&mut (u8, i64, Stats)| *l == level && *s == start_ms;
+        match std::iter::once(&mut self.first)
+            .chain(self.more.iter_mut())
+            .find(|e| same(e))
+        {
+            Some((_, _, acc)) => acc.merge(&stats),
+            None => self.more.push((level, start_ms, stats)),
+        }
+    }
+}
+
+/// The statistics of an activation's readings, by key.
+#[derive(Default)]
+pub struct Combiner {
+    by_series: HashMap<Arc<str>, Windows>,
+}
+
+impl Combiner {
+    /// Folds `stats` into the window of `series` starting at `start_ms` at `level`.
+    pub fn add(&mut self, series: &str, level: u8, start_ms: i64, stats: Stats) {
+        match self.by_series.get_mut(series) {
+            Some(windows) => windows.add(level, start_ms, stats),
+            None => {
+                let first = (level, start_ms, stats);
+                let more = Vec::new();
+                self.by_series
+                    .insert(series.into(), Windows { first, more });
+            }
+        }
+    }
+
+    /// Hands every key folded to `give`, and starts afresh.
+    pub fn drain(&mut self, mut give: impl FnMut(WindowKey, Stats)) {
+        for (series, windows) in self.by_series.drain() {
+            for (level, start_ms, stats) in std::iter::once(windows.first).chain(windows.more) {
+                let series = series.clone();
+                give(
+                    WindowKey {
+                        level,
+                        start_ms,
+                        series,
+                    },
+                    stats,
+                );
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn folds_per_series_window_and_level() {
+        let mut combiner = Combiner::default();
+        for (series, level, start, value) in [
+            ("a", 0, 0, 1.0),
+            ("a", 0, 0, 3.0),
+            ("a", 1, 0, 5.0),
+            ("b", 0, 0, 7.0),
+            ("a", 0, 60, 9.0),
+        ] {
+            combiner.add(series, level, start, Stats::of(value));
+        }
+        let mut out = BTreeMap::new();
+        combiner.drain(|key, stats| {
+            out.insert(
+                (key.series.to_string(), key.level, key.start_ms),
+                (stats.count, stats.mean),
+            );
+        });
+        let expected: BTreeMap<_, _> = [
+            (("a".into(), 0, 0), (2, 2.0)),
+            (("a".into(), 0, 60), (1, 9.0)),
+            (("a".into(), 1, 0), (1, 5.0)),
+            (("b".into(), 0, 0), (1, 7.0)),
+        ]
+        .into();
+        assert_eq!(out, expected);
+        let mut again = 0;
+        combiner.drain(|_, _| again += 1);
+        assert_eq!(again, 0, "drained");
+    }
+}
