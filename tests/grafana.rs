@@ -1,14 +1,18 @@
 //! The Grafana dashboards in `grafana/dashboards/` against the real InfluxDB 1.x. Grafana
 //! cannot run here, so the test sends what Grafana would: after a streaming run stamped near
 //! now (as `produce --rebase-now` stamps), every variable's query and every panel's query, with
-//! `$timeFilter` for the dashboard's default time range, `$__interval` and the variables filled
-//! in as Grafana fills them, must return rows. Each dashboard also has what Grafana needs to
-//! load it, and names only the datasource that every file in `grafana/datasources/` provisions.
+//! `$timeFilter` for a time range, `$__interval` and the variables filled in as Grafana fills
+//! them, must return rows. The telemetry dashboard is run for three ranges, its `level`
+//! variable set to what Grafana computes for each, and must read the roll-up level its
+//! description promises for that range, and only that one. Each dashboard also has what
+//! Grafana needs to load it, and names only the datasource that every file in
+//! `grafana/datasources/` provisions.
 
 mod common;
 
 use common::*;
 use serde_json::Value;
+use std::collections::BTreeSet;
 use std::process::Child;
 
 const TELEMETRY: &str = "grafana/dashboards/telemetry.json";
@@ -22,6 +26,60 @@ const DATASOURCES: [&str; 3] = [
 /// `$__interval`: what Grafana picks for a short range; the health run writes its figures
 /// every second, so a derivative over it has a point per interval.
 const INTERVAL: &str = "1s";
+
+/// What a `--rollups 1h,1d` run writes, each measurement with its window length: the first
+/// level (`--window 1m`) and one level per roll-up.
+const LEVELS: [(&str, i64); 3] = [
+    ("telemetry_1m", 60_000),
+    ("telemetry_1h", 3_600_000),
+    ("telemetry_1d", 86_400_000),
+];
+
+/// Time ranges ending now (`now-30m` to `now`, ...), each with the level the telemetry
+/// dashboard's description promises for it: minutes under 37.5 hours, hours under 50 days,
+/// days beyond. The first is the dashboard's default.
+const TELEMETRY_RANGES: [(&str, &str); 3] = [
+    ("30m", "telemetry_1m"),
+    ("7d", "telemetry_1h"),
+    ("90d", "telemetry_1d"),
+];
+
+/// Grafana's `rangeUtil.roundInterval` (packages/grafana-data/src/datetime/rangeutil.ts) as
+/// (below, nice): an interval under `below` ms becomes `nice` ms; a year past the last.
+const NICE_INTERVALS_MS: [(i64, i64); 29] = [
+    (10, 1),
+    (15, 10),
+    (35, 20),
+    (75, 50),
+    (150, 100),
+    (350, 200),
+    (750, 500),
+    (1_500, 1_000),
+    (3_500, 2_000),
+    (7_500, 5_000),
+    (12_500, 10_000),
+    (17_500, 15_000),
+    (25_000, 20_000),
+    (45_000, 30_000),
+    (90_000, 60_000),
+    (210_000, 120_000),
+    (450_000, 300_000),
+    (750_000, 600_000),
+    (1_050_000, 900_000),
+    (1_500_000, 1_200_000),
+    (2_700_000, 1_800_000),
+    (5_400_000, 3_600_000),
+    (9_000_000, 7_200_000),
+    (16_200_000, 10_800_000),
+    (32_400_000, 21_600_000),
+    (86_400_000, 43_200_000),
+    (604_800_000, 86_400_000),
+    (1_814_400_000, 604_800_000),
+    (3_628_800_000, 2_592_000_000),
+];
+
+/// Grafana's year in its intervals: 365 days.
+const YEAR_MS: i64 = 31_536_000_000;
 
 fn read(path: &str) -> String {
     let full = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
@@ -75,15 +133,84 @@ fn panels(board: &Value) -> Vec<(Value, Option<String>)> {
     out
 }
 
-/// Grafana's `$timeFilter` for the dashboard's default range, e.g. `now-30m` to `now`.
-fn time_filter(board: &Value) -> String {
+/// How far back the dashboard's default range starts: `30m` for `now-30m` to `now`.
+fn default_range(board: &Value) -> String {
     let (from, to) = (&board["time"]["from"], &board["time"]["to"]);
     assert_eq!(to, "now", "the default range ends now");
-    let ago = from
-        .as_str()
+    from.as_str()
         .and_then(|f| f.strip_prefix("now-"))
-        .expect("a default range relative to now");
+        .expect("a default range relative to now")
+        .to_owned()
+}
+
+/// Grafana's `$timeFilter` for the range from `now-{ago}` to `now`.
+fn time_filter(ago: &str) -> String {
     format!("time >= now() - {ago} and time <= now()")
+}
+
+/// Grafana's `rangeUtil.intervalToMs` for a whole number and a unit (`1m`, `7d`; no unit is
+/// seconds); also the length of the range `now-7d` to `now`.
+fn duration_ms(text: &str) -> i64 {
+    let digits = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (count, unit) = text.split_at(digits);
+    let unit_ms = match unit {
+        "ms" => 1,
+        "" | "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        "w" => 604_800_000,
+        "M" => 2_592_000_000,
+        "y" => YEAR_MS,
+        _ => panic!("{text}: not a Grafana interval"),
+    };
+    count.parse::<i64>().expect("a whole number") * unit_ms
+}
+
+/// Grafana's `rangeUtil.secondsToHms`: the largest unit with a non-zero count, e.g. `12h`.
+fn grafana_hms(ms: i64) -> String {
+    let units = [
+        ("y", YEAR_MS),
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1_000),
+        ("ms", 1),
+    ];
+    let mut rest = ms;
+    for (unit, size) in units {
+        if rest / size > 0 {
+            return format!("{}{unit}", rest / size);
+        }
+        rest %= size;
+    }
+    panic!("{ms} ms: no interval")
+}
+
+/// The value of an interval variable for the range `now-{ago}` to `now`: its selected option,
+/// or for `auto` what Grafana computes, `rangeUtil.calculateInterval(range, auto_count,
+/// auto_min)`: the nice interval of the range divided by `auto_count`, at least `auto_min`.
+/// Both Grafana's classic dashboards (`updateAutoValue` in
+/// public/app/features/variables/interval/actions.ts) and its Scenes dashboards
+/// (`IntervalVariable.getValue` in @grafana/scenes) call it, and neither snaps the result to
+/// the listed options: a 7-day range over 50 is `3h`, not `1h`.
+fn interval_value(variable: &Value, ago: &str) -> String {
+    let current = variable["current"]["value"]
+        .as_str()
+        .expect("a current value");
+    if !current.starts_with("$__auto_interval_") {
+        return current.to_owned();
+    }
+    let count = variable["auto_count"].as_i64().expect("auto_count");
+    let least = duration_ms(variable["auto_min"].as_str().expect("auto_min"));
+    let interval = duration_ms(ago) as f64 / count as f64;
+    let nice = NICE_INTERVALS_MS
+        .iter()
+        .find(|(below, _)| interval < *below as f64)
+        .map_or(YEAR_MS, |&(_, nice)| nice);
+    grafana_hms(nice.max(least))
 }
 
 /// Values as Grafana writes a multi-value variable into an InfluxQL regex such as
@@ -133,29 +260,49 @@ fn rows(series: &[Value]) -> Vec<Value> {
         .collect()
 }
 
-/// Runs every variable's query and every panel target's query of the dashboard at `path` on
-/// `db`, as Grafana would for its default time range: each must return rows. A panel repeated
-/// over a variable runs once per value, the others with every value (the default, "All").
-fn assert_every_query_returns_rows(path: &str, db: &str) {
-    let board = dashboard(path);
-    let filter = time_filter(&board);
+/// Runs `q` on `db`: its rows, and into `read` the measurements of the series that have any.
+fn answer(db: &str, q: &str, read: &mut BTreeSet<String>) -> Vec<Value> {
+    let series = influxql(db, q);
+    for s in &series {
+        if s["values"].as_array().is_some_and(|v| !v.is_empty()) {
+            read.insert(s["name"].as_str().expect("a series name").to_owned());
+        }
+    }
+    rows(&series)
+}
+
+/// Runs every variable's query and every panel target's query of `board` (read from `path`)
+/// on `db`, as Grafana would for the time range `now-{ago}` to `now`: each must return rows,
+/// or the first that returns none is the error. A panel repeated over a variable runs once
+/// per value, the others with every value (the default, "All"). Returns the measurements read.
+fn every_query_answers(
+    path: &str,
+    board: &Value,
+    db: &str,
+    ago: &str,
+) -> Result<BTreeSet<String>, String> {
+    let filter = time_filter(ago);
+    let mut read = BTreeSet::new();
     let mut values: Vec<(String, Vec<String>)> = Vec::new();
     for variable in board["templating"]["list"].as_array().expect("templating") {
         let name = variable["name"].as_str().unwrap();
+        if variable["type"] == "interval" {
+            values.push((name.to_owned(), vec![interval_value(variable, ago)]));
+            continue;
+        }
         let every = all(&values);
         let q = interpolate(variable["query"].as_str().unwrap(), &filter, &every);
-        let found: Vec<String> = rows(&influxql(db, &q))
+        let found: Vec<String> = answer(db, &q, &mut read)
             .iter()
             .map(|row| row[1].as_str().unwrap().to_owned())
             .collect();
-        assert!(
-            !found.is_empty(),
-            "{path}: variable {name}: {q} found nothing"
-        );
+        if found.is_empty() {
+            return Err(format!("{path}: variable {name}: {q} found nothing"));
+        }
         values.push((name.to_owned(), found));
     }
     let mut queries = 0;
-    for (panel, repeat) in panels(&board) {
+    for (panel, repeat) in panels(board) {
         let title = panel["title"].as_str().unwrap_or_default();
         let scopes: Vec<Vec<(String, String)>> = match &repeat {
             Some(over) => {
@@ -178,15 +325,25 @@ fn assert_every_query_returns_rows(path: &str, db: &str) {
         for target in &targets {
             for scope in &scopes {
                 let q = interpolate(target["query"].as_str().unwrap(), &filter, scope);
-                assert!(
-                    !rows(&influxql(db, &q)).is_empty(),
-                    "{path}: panel {title}: {q} returned no rows"
-                );
+                if answer(db, &q, &mut read).is_empty() {
+                    return Err(format!("{path}: panel {title}: {q} returned no rows"));
+                }
                 queries += 1;
             }
         }
     }
     assert!(queries > 0, "{path}: no panel queries");
+    Ok(read)
+}
+
+/// The telemetry dashboard's `level` variable.
+fn level_variable(board: &mut Value) -> &mut Value {
+    board["templating"]["list"]
+        .as_array_mut()
+        .expect("templating")
+        .iter_mut()
+        .find(|v| v["name"] == "level")
+        .expect("a level variable")
 }
 
 /// Every variable at its default, "All": each one's values as one alternation.
@@ -251,14 +408,26 @@ impl Drop for Run {
 }
 
 /// Produces `launch_near_now` to a topic of its own and runs `maxq run` (streaming, 2
-/// workers, `extra` flags) into a fresh InfluxDB 1.x database until every window is written
-/// and `done(db)` holds (`what`), then stops it with SIGTERM; returns the database.
-fn run_until(extra: &[&str], what: &str, done: impl Fn(&str) -> bool) -> String {
+/// workers, `extra` flags) into a fresh InfluxDB 1.x database until every window of each of
+/// `levels` (measurement, window length) is written and `done(db)` holds (`what`), then stops
+/// it with SIGTERM; returns the database.
+fn run_until(
+    extra: &[&str],
+    levels: &[(&str, i64)],
+    what: &str,
+    done: impl Fn(&str) -> bool,
+) -> String {
     let topic = unique("grafana");
     create_topic(&topic, 2);
     let messages = launch_near_now();
     produce(&topic, &messages);
-    let expected = reference(&messages, 60_000, 60_000, 5_000);
+    let expected: Vec<(&str, Points)> = levels
+        .iter()
+        .map(|&(measurement, window_ms)| {
+            let windows = reference(&messages, window_ms, window_ms, 5_000);
+            (measurement, windows)
+        })
+        .collect();
     let db = unique("db");
     influx_create_db(&db);
     let mut args = run_args(&brokers(), &topic, &unique("g"));
@@ -275,9 +444,9 @@ fn run_until(extra: &[&str], what: &str, done: impl Fn(&str) -> bool) -> String 
         if let Some(status) = run.child.try_wait().unwrap() {
             panic!("maxq exited {status} while running");
         }
-        influx_points(&db, "telemetry_1m")
-            .keys()
-            .eq(expected.keys())
+        expected
+            .iter()
+            .all(|(measurement, windows)| influx_points(&db, measurement).keys().eq(windows.keys()))
             && done(&db)
     });
     let (status, _) = sigterm(&mut run.child);
@@ -286,22 +455,74 @@ fn run_until(extra: &[&str], what: &str, done: impl Fn(&str) -> bool) -> String 
 }
 
 #[test]
-fn every_telemetry_dashboard_query_returns_rows_after_a_run() {
-    let db = run_until(&[], "nothing more", |_| true);
-    assert_every_query_returns_rows(TELEMETRY, &db);
+fn every_telemetry_dashboard_query_reads_the_level_of_its_time_range() {
+    let db = run_until(&["--rollups", "1h,1d"], &LEVELS, "nothing more", |_| true);
+    let mut board = dashboard(TELEMETRY);
+    assert_eq!(default_range(&board), TELEMETRY_RANGES[0].0);
+    for (ago, level) in TELEMETRY_RANGES {
+        let read = every_query_answers(TELEMETRY, &board, &db, ago)
+            .unwrap_or_else(|e| panic!("now-{ago}: {e}"));
+        assert_eq!(
+            read,
+            BTreeSet::from([level.to_owned()]),
+            "now-{ago}: the queries read {read:?}, not {level} alone"
+        );
+    }
+    // Past the day level Grafana's auto value is 1y, which names no measurement: the check
+    // fails, as it would for any level value that names none.
+    let beyond = every_query_answers(TELEMETRY, &board, &db, "3000d");
+    assert!(beyond.is_err(), "now-3000d read {beyond:?}");
+    // An option picked instead of auto pins its level, whatever the range.
+    let options = level_variable(&mut board)["query"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for option in options.split(',') {
+        level_variable(&mut board)["current"]["value"] = option.into();
+        let read = every_query_answers(TELEMETRY, &board, &db, "90d")
+            .unwrap_or_else(|e| panic!("level {option}: {e}"));
+        let level = format!("telemetry_{option}");
+        assert_eq!(read, BTreeSet::from([level]), "level {option}");
+    }
+}
+
+#[test]
+fn the_level_changes_unit_where_the_dashboard_says() {
+    let mut board = dashboard(TELEMETRY);
+    let level = level_variable(&mut board);
+    for (ago, unit) in [
+        ("1m", "m"),
+        ("2249m", "m"),
+        ("2250m", "h"),
+        ("49d", "h"),
+        ("50d", "d"),
+        ("2099d", "d"),
+        ("2100d", "y"),
+    ] {
+        let value = interval_value(level, ago);
+        assert_eq!(
+            value.trim_start_matches(|c: char| c.is_ascii_digit()),
+            unit,
+            "now-{ago}: Grafana's auto value {value}"
+        );
+    }
 }
 
 #[test]
 fn every_health_dashboard_query_returns_rows_after_a_run() {
     let what = "3 figures written after the first commit";
-    let db = run_until(&["--metrics-interval", "1s"], what, |db| {
+    let db = run_until(&["--metrics-interval", "1s"], &LEVELS[..1], what, |db| {
         let counted = rows(&influxql(
             db,
             r#"SELECT count("commit_age_s") FROM "maxq_pipeline""#,
         ));
         counted.first().and_then(|row| row[1].as_i64()) >= Some(3)
     });
-    assert_every_query_returns_rows(HEALTH, &db);
+    let board = dashboard(HEALTH);
+    let ago = default_range(&board);
+    let read =
+        every_query_answers(HEALTH, &board, &db, &ago).unwrap_or_else(|e| panic!("now-{ago}: {e}"));
+    assert_eq!(read, BTreeSet::from(["maxq_pipeline".to_owned()]));
 }
 
 #[test]
