@@ -56,8 +56,20 @@ fn accepted(messages: &[Message]) -> BTreeMap<i32, Vec<(i64, i64)>> {
     by_partition
 }
 
+/// A run of `maxq`, killed if the test fails while it runs.
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if self.0.try_wait().ok().flatten().is_none() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 /// Starts `maxq args`, following its progress lines.
-fn spawn(args: &[String]) -> (std::process::Child, ProgressWatch) {
+fn spawn(args: &[String]) -> (Running, ProgressWatch) {
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_maxq"))
         .args(args)
         .env("RUST_LOG", "info")
@@ -65,7 +77,7 @@ fn spawn(args: &[String]) -> (std::process::Child, ProgressWatch) {
         .spawn()
         .expect("running maxq");
     let watch = ProgressWatch::follow(&mut child);
-    (child, watch)
+    (Running(child), watch)
 }
 
 /// The first offset among `readings` whose window of `length_ms` ends after `horizon`.
@@ -126,8 +138,8 @@ fn a_restart_reads_what_the_first_level_needs_and_every_level_equals_the_referen
         points = again;
         settled
     });
-    child.kill().unwrap();
-    child.wait().unwrap();
+    child.0.kill().unwrap();
+    child.0.wait().unwrap();
 
     // Each partition resumes at the first reading of a first-level window still alive,
     // far after the start of the roll-up window still open.
@@ -175,7 +187,7 @@ fn a_restart_reads_what_the_first_level_needs_and_every_level_equals_the_referen
     let mut restart = args.clone();
     restart.push("--until-end".into());
     let (mut child, watch) = spawn(&restart);
-    let status = child.wait().unwrap();
+    let status = child.0.wait().unwrap();
     assert!(status.success(), "restart: {status}\n{}", watch.log());
     wait_until("the restart's summary", 5, || {
         watch.log().contains("points_refused")
