@@ -2,7 +2,8 @@
 //! `cluster/compose/test.yml`, which swaps in images built here from this machine's binaries
 //! (tansu for Kafka, Debian's InfluxDB 1.x, this build of maxq). Replicas of `pipeline`
 //! form one timely cluster through the service's DNS name; faults are real container kills
-//! and network cuts; results are compared with the independent reference.
+//! and network cuts; results are compared with the independent reference, at every level
+//! the pipeline writes (the minutes and the `MAXQ_ROLLUPS: 1h,1d` hours and days).
 
 mod common;
 
@@ -126,26 +127,40 @@ fn restarts(i: usize) -> u64 {
         .unwrap()
 }
 
-fn points() -> Points {
-    influx_points_at(INFLUX, DB, "telemetry_1m")
+/// The levels the compose file's pipeline writes (`MAXQ_ROLLUPS: 1h,1d`), by length.
+const LEVELS: [(&str, i64); 3] = [
+    ("telemetry_1m", 60_000),
+    ("telemetry_1h", 3_600_000),
+    ("telemetry_1d", 86_400_000),
+];
+
+fn points(measurement: &str) -> Points {
+    influx_points_at(INFLUX, DB, measurement)
 }
 
-/// Waits until InfluxDB holds exactly the reference of everything produced so far.
+/// Waits until InfluxDB holds exactly the reference of everything produced so far, at
+/// every level (with `--emit updates`, an open window holds every reading so far too).
 fn wait_for_reference(what: &str, produced: &[Message]) {
-    let expected = reference(produced, 60_000, 60_000, 5_000);
-    let settled = (0..1_800).any(|_| {
-        let found = points();
-        let equal = found.len() == expected.len()
-            && expected
-                .iter()
-                .all(|(k, e)| found.get(k).is_some_and(|a| same(a, e)));
-        if !equal {
-            std::thread::sleep(Duration::from_millis(100));
+    for (measurement, length) in LEVELS {
+        let expected = reference(produced, length, length, 5_000);
+        let settled = (0..1_800).any(|_| {
+            let found = points(measurement);
+            let equal = found.len() == expected.len()
+                && expected
+                    .iter()
+                    .all(|(k, e)| found.get(k).is_some_and(|a| same(a, e)));
+            if !equal {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            equal
+        });
+        if !settled {
+            assert_same(
+                &format!("{what}: {measurement}"),
+                &points(measurement),
+                &expected,
+            );
         }
-        equal
-    });
-    if !settled {
-        assert_same(what, &points(), &expected);
     }
 }
 
