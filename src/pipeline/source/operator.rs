@@ -9,8 +9,8 @@
 //! process consumer's own queue, whose events (errors, commit results) librdkafka hands
 //! over only when polled.
 //!
-//! Two outputs: the window updates of accepted readings, as differential updates
-//! `(key, epoch, Stats)`, and one [`PartitionProgress`] per owned partition at the end of
+//! Two outputs: the window updates of accepted readings, at every level and folded per key
+//! within an activation, as differential updates `(key, epoch, Stats)`, and one [`PartitionProgress`] per owned partition at the end of
 //! every epoch.
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -109,9 +109,9 @@ struct Reader<'a> {
 
 impl Reader<'_> {
     /// Handles one poll result: an accepted reading is folded into every window of every
-    /// level it falls in, a malformed one is counted and dead-lettered, an end of partition is recorded.
-    /// Messages of partitions not in `owned` are not this worker's (none are expected: each
-    /// partition's messages go to its own queue).
+    /// level it falls in, a malformed one is counted and dead-lettered, an end of partition
+    /// is recorded. Messages of partitions not in `owned` are not this worker's (none are
+    /// expected: each partition's messages go to its own queue).
     fn handle(&mut self, owned: &mut OwnedPartitions, result: KafkaResult<BorrowedMessage<'_>>) {
         let config = self.config;
         let message = match result {
