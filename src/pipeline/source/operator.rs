@@ -10,8 +10,8 @@
 //! over only when polled.
 //!
 //! Two outputs: the window updates of accepted readings, at every level and folded per key
-//! within an activation, as differential updates `(key, epoch, Stats)`, and one [`PartitionProgress`] per owned partition at the end of
-//! every epoch.
+//! within an activation, as differential updates `(key, epoch, Stats)`, and one
+//! [`PartitionProgress`] per owned partition at the end of every epoch.
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError as RdKafkaError, KafkaResult};
