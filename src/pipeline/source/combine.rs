@@ -1,6 +1,6 @@
-//! The readings of one activation folded per key before they enter differential: a sensor
-//! read a thousand times in an activation is one update per window and level, not a
-//! thousand. Each key's statistic is the same either way; only the order of the merges
+//! The readings of one epoch (or of as many series as the source lets it hold) folded per
+//! key before they enter differential: a sensor read a thousand times in an epoch is one
+//! update per window and level, not a thousand. Each key's statistic is the same either way; only the order of the merges
 //! differs, as it does with differential's own batching.
 
 use std::collections::HashMap;
@@ -9,7 +9,7 @@ use std::sync::Arc;
 use crate::key::WindowKey;
 use crate::stats::Stats;
 
-/// One series' windows touched in an activation: most series touch one per level.
+/// One series' windows touched in an epoch: most series touch one per level.
 struct Windows {
     first: (u8, i64, Stats),
     more: Vec<(u8, i64, Stats)>,
@@ -28,7 +28,7 @@ impl Windows {
     }
 }
 
-/// The statistics of an activation's readings, by key.
+/// The statistics of an epoch's readings, by key.
 #[derive(Default)]
 pub struct Combiner {
     by_series: HashMap<Arc<str>, Windows>,
@@ -46,6 +46,11 @@ impl Combiner {
                     .insert(series.into(), Windows { first, more });
             }
         }
+    }
+
+    /// How many series have readings folded.
+    pub fn series(&self) -> usize {
+        self.by_series.len()
     }
 
     /// Hands every key folded to `give`, and starts afresh.

@@ -10,7 +10,7 @@
 //! over only when polled.
 //!
 //! Two outputs: the window updates of accepted readings, at every level and folded per key
-//! within an activation, as differential updates `(key, epoch, Stats)`, and one
+//! within an epoch, as differential updates `(key, epoch, Stats)`, and one
 //! [`PartitionProgress`] per owned partition at the end of every epoch.
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -42,6 +42,11 @@ const POLL_BUDGET: usize = 4096;
 
 /// Most events of the process consumer's own queue served in one activation.
 const EVENTS_PER_ACTIVATION: usize = 64;
+
+/// Series whose readings are folded before they go out within an epoch; the rest go out as
+/// the epoch ends. Folding over the whole epoch makes a sensor read a thousand times in it
+/// one update per window and level, at the cost of this bound's memory.
+const FOLD_SERIES: usize = 65_536;
 
 /// How soon to look again while the sinks' backlog pauses reading.
 const BACKLOG_POLL: Duration = Duration::from_millis(5);
@@ -268,6 +273,13 @@ pub fn kafka_source<'scope>(
             let stopping = context.control.stopping();
             let finished = owned.states.iter().all(PartitionState::finished);
             if epoch > *p_cap.time() || stopping || finished {
+                // The epoch ends: what was folded in it goes out before its capability moves.
+                {
+                    let mut out = updates_out.activate();
+                    let mut session = out.session(&*u_cap);
+                    let time = *u_cap.time();
+                    combiner.drain(|key, stats| session.give((key, time, stats)));
+                }
                 let mut out = progress_out.activate();
                 let mut session = out.session(&*p_cap);
                 for state in &mut owned.states {
@@ -324,10 +336,12 @@ pub fn kafka_source<'scope>(
                 reader.handle(&mut owned, result);
             }
             reader.counted.add_to(&counters);
-            let mut out = updates_out.activate();
-            let mut session = out.session(&*u_cap);
-            let time = *u_cap.time();
-            combiner.drain(|key, stats| session.give((key, time, stats)));
+            if combiner.series() >= FOLD_SERIES {
+                let mut out = updates_out.activate();
+                let mut session = out.session(&*u_cap);
+                let time = *u_cap.time();
+                combiner.drain(|key, stats| session.give((key, time, stats)));
+            }
             if more {
                 activator.activate();
             } else {
