@@ -525,7 +525,7 @@ fn endless_table(e: &EndlessRun) -> String {
 }
 
 /// The report file's heading; runs follow it, newest first.
-const HEADING: &str = "# maxq benchmarks\n\nWritten by `maxq bench` (see the README's Benchmarks section); each run adds its section at the top. Figures are measured, never edited by hand.\n\n<!-- runs -->\n";
+const HEADING: &str = "# maxq benchmarks\n\nWritten by `maxq-bench` (see the README's Benchmarks section); each run adds its section at the top. Figures are measured, never edited by hand.\n\n<!-- runs -->\n";
 
 /// Adds `run` to the front of the runs in `path`, creating the file if needed.
 pub fn write(path: &Path, run: &str) -> anyhow::Result<()> {
