@@ -1,7 +1,7 @@
 //! `maxq-bench`'s flags.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use maxq::cli::duration;
+use maxq::cli::{duration, event_duration};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -32,13 +32,15 @@ pub enum Command {
 pub enum BenchSection {
     /// Plain rdkafka consumer over the preloaded topic: read only, and read + parse.
     Ceiling,
-    /// `maxq run --until-end` over the preloaded topic, for every `--workers` count.
+    /// `maxq run --until-end` over the preloaded topic, for every `--workers` count, without
+    /// and with `--rollups`.
     Pipeline,
     /// The same runs fed from an in-process broker, without the external broker's limit.
     Embedded,
     /// Produce-to-acknowledged-write latency of window updates at `--latency-rate`.
     Latency,
-    /// Peak RSS for each `--keys` count of live (sensor, window) keys.
+    /// RSS for each `--keys` count of sensors with one live key each, then with one live key
+    /// per level of `--rollups`.
     Memory,
     /// RSS over time on an endless stream at a fixed sensor count.
     Endless,
@@ -80,6 +82,17 @@ pub struct BenchArgs {
         default_value = "1,2"
     )]
     pub workers: Vec<usize>,
+
+    /// Roll-up lengths of the pipeline and memory runs made with `maxq run --rollups`, beside
+    /// the same runs without, comma-separated.
+    #[arg(
+        long,
+        value_name = "DURATIONS",
+        value_delimiter = ',',
+        value_parser = event_duration,
+        default_value = "1h,1d"
+    )]
+    pub rollups: Vec<Duration>,
 
     /// Readings per second produced during the latency run.
     #[arg(long, value_name = "R", default_value_t = 20_000)]

@@ -8,7 +8,7 @@ use rdkafka::producer::DefaultProducerContext;
 use super::preload::publish_args;
 use maxq::cli::PublishArgs;
 
-/// An in-process broker with the resume-log topic maxq expects.
+/// An in-process broker with the topics of maxq's own it expects by default.
 pub struct Embedded {
     cluster: MockCluster<'static, DefaultProducerContext>,
     /// Its bootstrap address.
@@ -19,11 +19,21 @@ impl Embedded {
     /// Starts a one-broker cluster.
     pub fn start() -> anyhow::Result<Embedded> {
         let cluster = MockCluster::new(1)?;
-        // The mock broker does not create topics on request: maxq's own ones exist first.
-        cluster.create_topic("maxq.resume", 1, 1)?;
-        cluster.create_topic("maxq.resume.lease", 1, 1)?;
         let brokers = cluster.bootstrap_servers();
-        Ok(Embedded { cluster, brokers })
+        let embedded = Embedded { cluster, brokers };
+        embedded.create_own_topics("maxq.resume")?;
+        Ok(embedded)
+    }
+
+    /// Creates the topics of maxq's own that a run with `--resume-topic resume_topic`
+    /// uses: the resume log, the lease and the roll-up changelog. The mock broker does not
+    /// create topics on request, so they must exist before the run.
+    pub fn create_own_topics(&self, resume_topic: &str) -> anyhow::Result<()> {
+        for suffix in ["", ".lease", ".rollups"] {
+            self.cluster
+                .create_topic(&format!("{resume_topic}{suffix}"), 1, 1)?;
+        }
+        Ok(())
     }
 
     /// Where to publish to `topic`: zstd-compressed, because the mock broker keeps only

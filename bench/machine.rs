@@ -32,7 +32,7 @@ fn tansu_version() -> Option<String> {
     first_line_of(&format!("{root}/bin/tansu"), &["--version"])
 }
 
-/// The command line as typed, the binary named `maxq`.
+/// The command line as typed, the binary named by its name (`maxq-bench`), not its path.
 fn command() -> String {
     let args: Vec<String> = std::env::args()
         .skip(1)
@@ -44,7 +44,7 @@ fn command() -> String {
             }
         })
         .collect();
-    format!("maxq {}", args.join(" "))
+    format!("{} {}", env!("CARGO_BIN_NAME"), args.join(" "))
 }
 
 /// Machine, versions and command of this run; `influxd` is the server's own version.

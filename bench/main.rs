@@ -4,12 +4,14 @@
 //! Every measured program is a child process: `maxq run` (the `maxq` binary beside this
 //! one), or this binary's hidden `consume` ceiling, measured by the kernel (`wait4`): CPU per reading, wall
 //! throughput and peak RSS, against a plain consumer of the same partitions in the same
-//! run. Each pipeline run's points are checked against the input: the sum of `count` over
-//! the points InfluxDB holds equals the readings loaded.
+//! run. Each pipeline run's points are checked against the input: in every level written,
+//! the sum of `count` over the points InfluxDB holds equals the readings loaded.
 //!
 //! Sections, each optional (`--sections`): the ceiling and the pipeline over the external
 //! broker; the same over an in-process broker; update latency in streaming mode; memory per
-//! live key; RSS over an endless stream.
+//! live key; RSS over an endless stream. The pipeline and memory runs are made twice, without
+//! and with roll-ups (`--rollups`), so that their cost is measured against the same run's
+//! figures.
 
 mod ceiling;
 mod child;
@@ -29,6 +31,7 @@ use clap::Parser;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 use tracing::info;
 use tracing_subscriber::EnvFilter;
 
@@ -95,11 +98,16 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<BenchReport> {
         !args.workers.is_empty() && args.workers.iter().all(|&w| w > 0),
         "--workers takes worker counts of at least 1, e.g. --workers 1,2"
     );
+    anyhow::ensure!(
+        !args.rollups.is_empty(),
+        "--rollups takes the roll-up lengths of the runs with roll-ups, e.g. --rollups 1h,1d"
+    );
     let dir = work_dir(args)?;
     info!(dir = %dir.display(), "logs of every run go here");
     let influx = Influx::new(&args.influx_url)?;
     let mut results = Results {
         setup: machine::describe(&influx.version(), &args.brokers),
+        rollups: args.rollups.clone(),
         ..Results::default()
     };
     let wants = |s| args.sections.contains(&s);
@@ -163,14 +171,24 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<BenchReport> {
     })
 }
 
-/// Memory per live key: the baseline, then every `--keys` count.
+/// Memory per live key: the baseline, then every `--keys` count, each read without and then
+/// with roll-ups.
 fn memory_runs(args: &BenchArgs, dir: &Path, results: &mut Results) -> anyhow::Result<()> {
     let embedded = Embedded::start()?;
     for keys in std::iter::once(memory::BASELINE_KEYS).chain(args.keys.iter().copied()) {
+        let topic = memory::publish_keys(&embedded, keys, args.partitions)?;
         info!(keys, "memory run");
         results
             .keys
-            .push(memory::keys_run(dir, &embedded, keys, args.partitions)?);
+            .push(memory::keys_run(dir, &embedded, &topic, &[])?);
+        info!(
+            keys,
+            rollups = pipeline::rollups_flag(&args.rollups),
+            "memory run with roll-ups"
+        );
+        results
+            .rollup_keys
+            .push(memory::keys_run(dir, &embedded, &topic, &args.rollups)?);
     }
     Ok(())
 }
@@ -263,6 +281,24 @@ fn check(what: &str, expected: u64, actual: u64) -> (String, bool) {
     }
 }
 
+/// The check of a pipeline run whose every measurement, `(name, sum of count)`, should
+/// account for `expected` readings.
+fn count_check(expected: u64, counted: &[(String, u64)]) -> (String, bool) {
+    match counted {
+        [(_, actual)] => check("sum of count in InfluxDB", expected, *actual),
+        _ => {
+            let each: Vec<String> = counted.iter().map(|(m, n)| format!("{m} {n}")).collect();
+            let held = counted.iter().all(|(_, n)| *n == expected);
+            let text = format!("sum of count in InfluxDB: {}", each.join(", "));
+            if held {
+                (text, true)
+            } else {
+                (format!("{text}; expected {expected} in each"), false)
+            }
+        }
+    }
+}
+
 /// The ceiling and the pipeline over the external broker's preloaded topic.
 fn external(
     args: &BenchArgs,
@@ -299,6 +335,7 @@ fn external(
         brokers: &args.brokers,
         topic: &topic,
         influx,
+        embedded: None,
     };
     if args.sections.contains(&BenchSection::Ceiling) {
         results
@@ -306,11 +343,9 @@ fn external(
             .extend(ceilings(&target, Broker::External, loaded.readings, false)?);
     }
     if args.sections.contains(&BenchSection::Pipeline) {
-        for &w in &args.workers {
-            results
-                .rows
-                .push(maxq(&target, Broker::External, loaded.readings, w)?);
-        }
+        results
+            .rows
+            .extend(maxq_runs(&target, Broker::External, loaded.readings, args)?);
     }
     Ok(())
 }
@@ -341,15 +376,14 @@ fn in_process(
         brokers: &embedded.brokers,
         topic,
         influx,
+        embedded: Some(&embedded),
     };
     results
         .rows
         .extend(ceilings(&target, Broker::InProcess, held, true)?);
-    for &w in &args.workers {
-        results
-            .rows
-            .push(maxq(&target, Broker::InProcess, held, w)?);
-    }
+    results
+        .rows
+        .extend(maxq_runs(&target, Broker::InProcess, held, args)?);
     Ok(())
 }
 
@@ -389,22 +423,45 @@ fn ceilings(
     Ok(rows)
 }
 
+/// For every `--workers` count, the pipeline run without roll-ups, then the one with: one
+/// after the other, so that the two compared share the machine's conditions as far as can be.
+fn maxq_runs(
+    target: &pipeline::Target<'_>,
+    broker: Broker,
+    readings: u64,
+    args: &BenchArgs,
+) -> anyhow::Result<Vec<Row>> {
+    let mut rows = Vec::new();
+    for &w in &args.workers {
+        rows.push(maxq(target, broker, readings, w, &[])?);
+        rows.push(maxq(target, broker, readings, w, &args.rollups)?);
+    }
+    Ok(rows)
+}
+
+/// One pipeline run of `workers` workers, with roll-ups of `rollups` if any.
 fn maxq(
     target: &pipeline::Target<'_>,
     broker: Broker,
     readings: u64,
     workers: usize,
+    rollups: &[Duration],
 ) -> anyhow::Result<Row> {
-    let name = format!("{}-maxq-w{workers}", broker.label());
+    let (kind, suffix) = if rollups.is_empty() {
+        (RunKind::Maxq(workers), "")
+    } else {
+        (RunKind::MaxqRollups(workers), "-rollups")
+    };
+    let name = format!("{}-maxq-w{workers}{suffix}", broker.label());
     info!(run = name, "pipeline");
     let cpu_before = child::own_cpu();
-    let run = pipeline::measure(target, &name, workers)?;
+    let run = pipeline::measure(target, &name, workers, rollups)?;
     Ok(Row {
         broker,
-        kind: RunKind::Maxq(workers),
+        kind,
         readings,
         usage: run.usage,
         broker_cpu: (broker == Broker::InProcess).then(|| child::own_cpu() - cpu_before),
-        check: check("sum of count in InfluxDB", readings, run.counted),
+        check: count_check(readings, &run.counted),
     })
 }

@@ -1,7 +1,7 @@
-//! Memory: peak RSS against the number of live (sensor, window) keys, and RSS over time on
-//! an endless stream. Both read from the in-process broker, so the child's RSS is maxq's
-//! alone, with librdkafka's prefetch queue capped ([`QUEUE_KIB`]) so that it does not
-//! count as key state.
+//! Memory: RSS against the number of live (level, window, sensor) keys, without and with
+//! roll-ups, and RSS over time on an endless stream. Both read from the in-process broker,
+//! so the child's RSS is maxq's alone, with librdkafka's prefetch queue capped
+//! ([`QUEUE_KIB`]) so that it does not count as key state.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use super::child::{spawn, Usage};
 use super::embedded::Embedded;
-use super::pipeline::run_args;
+use super::pipeline::{rollups_flag, run_args};
 use super::preload;
 use super::stream::{self, Live};
 use maxq::commands::generate::write_json_line;
@@ -18,18 +18,37 @@ use maxq::commands::publish::Publisher;
 /// `queued.max.messages.kbytes` of the memory runs' consumers.
 pub const QUEUE_KIB: u64 = 1024;
 
-/// Keys of the baseline run the others are compared with.
+/// Sensors of the baseline run the others are compared with.
 pub const BASELINE_KEYS: usize = 1000;
 
-/// One run with a given number of live keys.
+/// One run with a given number of sensors, each with one live key per level.
 #[derive(Clone, Copy, Debug)]
 pub struct KeysRun {
-    /// Live (sensor, window) keys: the distinct sensors published, all in one window.
-    pub keys: u64,
+    /// The distinct sensors published, all in one window.
+    pub sensors: u64,
+    /// Levels maintained: the first, and one per roll-up.
+    pub levels: u64,
     /// RSS once every reading was read and aggregated, all keys live.
     pub live_rss_bytes: u64,
     /// The child's figures (its peak includes the start-up and reading phases).
     pub usage: Usage,
+}
+
+impl KeysRun {
+    /// Live (level, window, sensor) keys: one per sensor and level.
+    pub fn live_keys(&self) -> u64 {
+        self.sensors * self.levels
+    }
+}
+
+/// A topic of the in-process broker holding one reading per sensor, all in one window.
+pub struct KeysTopic {
+    /// Its name.
+    pub name: String,
+    /// Readings published.
+    pub readings: u64,
+    /// Distinct sensors among them.
+    pub sensors: u64,
 }
 
 fn queue_flag() -> [String; 2] {
@@ -42,37 +61,55 @@ fn queue_flag() -> [String; 2] {
 /// How long the memory run may take to read its readings.
 const READ_TIMEOUT: Duration = Duration::from_secs(300);
 
-/// `keys` sensors with one reading each, all in one window, read by a streaming
-/// `maxq run -w 1 --emit final`: the window never becomes final, so every key stays live
-/// and nothing is written. Once the child has counted every reading (its progress line)
-/// and a few epochs have passed, its RSS is taken; then it is stopped.
-pub fn keys_run(
-    dir: &Path,
+/// Publishes one 10 Hz tick of `sensors` sensors (and the start of the next, for the
+/// generator's dropouts) to a new topic: every reading falls in the generated launch's
+/// first minute.
+pub fn publish_keys(
     embedded: &Embedded,
-    keys: usize,
+    sensors: usize,
     partitions: usize,
-) -> anyhow::Result<KeysRun> {
-    let topic = format!("keys-{keys}");
-    embedded.create_topic(&topic, partitions)?;
-    let publisher = Publisher::open(&embedded.publish_args(&topic))?;
-    let mut sensors = HashSet::new();
+) -> anyhow::Result<KeysTopic> {
+    let name = format!("keys-{sensors}");
+    embedded.create_topic(&name, partitions)?;
+    let publisher = Publisher::open(&embedded.publish_args(&name))?;
+    let mut distinct = HashSet::new();
     let mut line = Vec::with_capacity(128);
-    // One 10 Hz tick of `keys` sensors (and the start of the next, for the generator's
-    // dropouts): every reading falls in the generated launch's first minute.
-    let sent = preload::generate(keys, keys as u64, |reading| {
-        sensors.insert(reading.sensor.to_owned());
+    let readings = preload::generate(sensors, sensors as u64, |reading| {
+        distinct.insert(reading.sensor.to_owned());
         line.clear();
         write_json_line(&mut line, reading);
         publisher.send(reading.sensor, &line)
     })?;
     publisher.finish()?;
-    let name = format!("keys-{keys}");
+    Ok(KeysTopic {
+        name,
+        readings,
+        sensors: distinct.len() as u64,
+    })
+}
+
+/// `topic` read by a streaming `maxq run -w 1 --emit final`, with `--rollups` when
+/// `rollups` has any: the readings' first-level window never becomes final (the watermark
+/// stays inside it), nor do the longer windows holding it, so every key of every level
+/// stays live and nothing is written. Once the child has counted every reading (its
+/// progress line) and a few epochs have passed, its RSS is taken; then it is stopped.
+pub fn keys_run(
+    dir: &Path,
+    embedded: &Embedded,
+    topic: &KeysTopic,
+    rollups: &[Duration],
+) -> anyhow::Result<KeysRun> {
+    let name = if rollups.is_empty() {
+        topic.name.clone()
+    } else {
+        format!("{}-rollups", topic.name)
+    };
     let mut args: Vec<String> = [
         "run",
         "--brokers",
         &embedded.brokers,
         "--topic",
-        &topic,
+        &topic.name,
         "--group",
         &format!("maxq-bench-{name}"),
         "-w",
@@ -87,9 +124,12 @@ pub fn keys_run(
     .map(str::to_owned)
     .to_vec();
     args.extend(queue_flag());
+    if !rollups.is_empty() {
+        args.extend(["--rollups".to_owned(), rollups_flag(rollups)]);
+    }
     let child = spawn(dir, &name, &args)?;
     let log = dir.join(format!("{name}.log"));
-    let counted = format!(" readings={sent} ");
+    let counted = format!(" readings={} ", topic.readings);
     let deadline = std::time::Instant::now() + READ_TIMEOUT;
     while !std::fs::read_to_string(&log)?.contains(&counted) {
         anyhow::ensure!(
@@ -105,16 +145,18 @@ pub fn keys_run(
     let live_rss_bytes = child.rss_now().unwrap_or(0);
     let finished = child.stop()?;
     Ok(KeysRun {
-        keys: sensors.len() as u64,
+        sensors: topic.sensors,
+        levels: 1 + rollups.len() as u64,
         live_rss_bytes,
         usage: finished.usage,
     })
 }
 
-/// Bytes per key of `run` over the baseline.
+/// Bytes per live key of `run` over `baseline`, a run with as many levels: the RSS
+/// difference over the difference in sensors times the levels.
 pub fn bytes_per_key(run: &KeysRun, baseline: &KeysRun) -> f64 {
     (run.live_rss_bytes as f64 - baseline.live_rss_bytes as f64)
-        / (run.keys as f64 - baseline.keys as f64).max(1.0)
+        / ((run.sensors as f64 - baseline.sensors as f64) * run.levels as f64).max(1.0)
 }
 
 /// RSS over an endless stream.

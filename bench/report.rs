@@ -20,6 +20,8 @@ pub enum RunKind {
     ReadParse,
     /// `maxq run --until-end -w N`.
     Maxq(usize),
+    /// `maxq run --until-end -w N --rollups …`.
+    MaxqRollups(usize),
 }
 
 /// One throughput measurement.
@@ -62,6 +64,10 @@ pub struct Results {
     pub latency: Vec<LatencyRun>,
     /// The memory runs, the baseline first.
     pub keys: Vec<KeysRun>,
+    /// The same with roll-ups, in the same order.
+    pub rollup_keys: Vec<KeysRun>,
+    /// The roll-up lengths of the runs with roll-ups.
+    pub rollups: Vec<Duration>,
     /// The endless run.
     pub endless: Option<EndlessRun>,
     /// Sections that failed, with their error.
@@ -76,6 +82,11 @@ pub const MIN_EMBEDDED_RATE: f64 = 1_000_000.0;
 pub const MAX_P99: Duration = Duration::from_millis(250);
 /// Bytes per live key target.
 pub const MAX_BYTES_PER_KEY: f64 = 200.0;
+/// Most CPU per reading with roll-ups, relative to the same run without.
+pub const MAX_ROLLUP_CPU_RATIO: f64 = 1.2;
+/// Most bytes per live (sensor, level) key with roll-ups, relative to the bytes per live key
+/// without.
+pub const MAX_ROLLUP_BYTES_RATIO: f64 = 1.5;
 /// RSS counts as flat when its peak in the last quarter of the endless run is at most this
 /// much above its peak in the second quarter (state is complete after the first windows).
 pub const MAX_RSS_GROWTH: f64 = 0.10;
@@ -113,6 +124,37 @@ impl Results {
             .find(|r| r.broker == broker && r.kind == kind)
     }
 
+    /// Each run with roll-ups, and the run without of the same broker and worker count.
+    fn rollup_pairs(&self) -> impl Iterator<Item = (&Row, &Row, usize)> {
+        self.rows.iter().filter_map(|with| match with.kind {
+            RunKind::MaxqRollups(w) => self
+                .ceiling(with.broker, RunKind::Maxq(w))
+                .map(|without| (with, without, w)),
+            _ => None,
+        })
+    }
+
+    /// Each memory run with roll-ups, and the run without over the same sensors.
+    fn rollup_keys_pairs(&self) -> impl Iterator<Item = (&KeysRun, &KeysRun)> {
+        self.rollup_keys.iter().zip(&self.keys)
+    }
+
+    fn rollups_flag(&self) -> String {
+        super::pipeline::rollups_flag(&self.rollups)
+    }
+
+    fn label(&self, kind: RunKind) -> String {
+        match kind {
+            RunKind::Read => "plain consumer: read".to_owned(),
+            RunKind::ReadParse => "plain consumer: read + parse".to_owned(),
+            RunKind::Maxq(w) => format!("`maxq run --until-end -w {w}`"),
+            RunKind::MaxqRollups(w) => format!(
+                "`maxq run --until-end -w {w} --rollups {}`",
+                self.rollups_flag()
+            ),
+        }
+    }
+
     /// The Markdown of this run, headed by `title`.
     pub fn markdown(&self, title: &str) -> String {
         let mut md = format!("## {title}\n\n");
@@ -122,11 +164,21 @@ impl Results {
         if !self.rows.is_empty() {
             md.push_str(&self.throughput_table());
         }
+        if self
+            .rows
+            .iter()
+            .any(|r| matches!(r.kind, RunKind::MaxqRollups(_)))
+        {
+            md.push_str(&self.rollups_table());
+        }
         if !self.latency.is_empty() {
             md.push_str(&latency_table(&self.latency));
         }
         if !self.keys.is_empty() {
             md.push_str(&self.keys_table());
+        }
+        if !self.rollup_keys.is_empty() {
+            md.push_str(&self.rollup_keys_table());
         }
         if let Some(endless) = &self.endless {
             md.push_str(&endless_table(endless));
@@ -148,7 +200,11 @@ impl Results {
         md.push_str(
             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n",
         );
-        for row in &self.rows {
+        for row in self
+            .rows
+            .iter()
+            .filter(|r| !matches!(r.kind, RunKind::MaxqRollups(_)))
+        {
             let ratio = |kind| {
                 self.ceiling(row.broker, kind)
                     .filter(|_| matches!(row.kind, RunKind::Maxq(_)))
@@ -159,11 +215,7 @@ impl Results {
                 md,
                 "| {} | {} | {} | {:.1} | {} | {:.2} | {:.2} | {:.0} | {} | {} | {} | {} {} |",
                 row.broker.label(),
-                match row.kind {
-                    RunKind::Read => "plain consumer: read".to_owned(),
-                    RunKind::ReadParse => "plain consumer: read + parse".to_owned(),
-                    RunKind::Maxq(w) => format!("`maxq run --until-end -w {w}`"),
-                },
+                self.label(row.kind),
                 thousands(row.readings),
                 row.usage.wall.as_secs_f64(),
                 thousands(row.rate() as u64),
@@ -203,9 +255,87 @@ impl Results {
             let _ = writeln!(
                 md,
                 "| {} | {:.1} | {per_key} | {:.1} |",
-                thousands(run.keys),
+                thousands(run.live_keys()),
                 run.live_rss_bytes as f64 / MIB,
                 run.usage.peak_rss_bytes as f64 / MIB
+            );
+        }
+        md
+    }
+
+    fn rollups_table(&self) -> String {
+        let mut md = String::from("\n### Roll-ups: CPU per reading\n\n");
+        let names = super::pipeline::measurements(&self.rollups)
+            .iter()
+            .map(|m| format!("`{m}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let _ = writeln!(
+            md,
+            "Each run with `--rollups {}` read the same topic as the run without roll-ups above, right after it, and wrote {names}. Measured as above; × without: its CPU per reading over that of the run without roll-ups of the same broker and worker count. Its check: the sum of `count` in each measurement equals the readings loaded.\n",
+            self.rollups_flag()
+        );
+        md.push_str("| broker | run | readings | wall s | readings/s | CPU s | CPU µs/reading | without: CPU µs/reading | × without | peak RSS MiB | without: peak RSS MiB | broker CPU s | check |\n");
+        md.push_str("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n");
+        for (with, without, _) in self.rollup_pairs() {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {:.1} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.0} | {:.0} | {} | {} {} |",
+                with.broker.label(),
+                self.label(with.kind),
+                thousands(with.readings),
+                with.usage.wall.as_secs_f64(),
+                thousands(with.rate() as u64),
+                with.usage.cpu.as_secs_f64(),
+                with.cpu_us_per_reading(),
+                without.cpu_us_per_reading(),
+                with.cpu_us_per_reading() / without.cpu_us_per_reading(),
+                with.usage.peak_rss_bytes as f64 / MIB,
+                without.usage.peak_rss_bytes as f64 / MIB,
+                with.broker_cpu
+                    .map(|c| format!("{:.2}", c.as_secs_f64()))
+                    .unwrap_or_else(|| "—".to_owned()),
+                if with.check.1 { "✓" } else { "✗" },
+                with.check.0,
+            );
+        }
+        md
+    }
+
+    fn rollup_keys_table(&self) -> String {
+        let mut md = String::from("\n### Roll-ups: memory per (sensor, level)\n\n");
+        let baseline = &self.rollup_keys[0];
+        let _ = writeln!(
+            md,
+            "The same topics read again with `--rollups {}`: each sensor then has one live key per level, {} in all (its minute and the longer windows holding it, none of them final). bytes per (sensor, level) = (RSS − RSS of the {}-sensor baseline with roll-ups) / ((sensors − baseline sensors) × {}); × without: over the bytes/key without roll-ups of the same sensors above.\n",
+            self.rollups_flag(),
+            baseline.levels,
+            thousands(baseline.sensors),
+            baseline.levels,
+        );
+        md.push_str("| sensors | live keys | RSS MiB | bytes per (sensor, level) | without: bytes/key | × without | peak RSS MiB |\n| ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+        let without_baseline = &self.keys[0];
+        for (i, (with, without)) in self.rollup_keys_pairs().enumerate() {
+            let (per_key, per_key_without, ratio) = if i == 0 {
+                ("baseline".to_owned(), "baseline".to_owned(), "—".to_owned())
+            } else {
+                let (w, wo) = (
+                    bytes_per_key(with, baseline),
+                    bytes_per_key(without, without_baseline),
+                );
+                (
+                    format!("{w:.0}"),
+                    format!("{wo:.0}"),
+                    format!("{:.2}", w / wo),
+                )
+            };
+            let _ = writeln!(
+                md,
+                "| {} | {} | {:.1} | {per_key} | {per_key_without} | {ratio} | {:.1} |",
+                thousands(with.sensors),
+                thousands(with.live_keys()),
+                with.live_rss_bytes as f64 / MIB,
+                with.usage.peak_rss_bytes as f64 / MIB
             );
         }
         md
@@ -224,6 +354,15 @@ impl Results {
                     mark(ratio <= MAX_CPU_RATIO)
                 ));
             }
+        }
+        for (with, without, w) in self.rollup_pairs() {
+            let ratio = with.cpu_us_per_reading() / without.cpu_us_per_reading();
+            lines.push(format!(
+                "| CPU per reading with `--rollups {}` ≤ {MAX_ROLLUP_CPU_RATIO}× without ({} broker, `-w {w}`) | {ratio:.2}× | {} |",
+                self.rollups_flag(),
+                with.broker.label(),
+                mark(ratio <= MAX_ROLLUP_CPU_RATIO)
+            ));
         }
         let embedded = self
             .rows
@@ -264,8 +403,25 @@ impl Results {
                 let per_key = bytes_per_key(largest, baseline);
                 lines.push(format!(
                     "| ≤ {MAX_BYTES_PER_KEY:.0} bytes per live key ({} keys) | {per_key:.0} B | {} |",
-                    thousands(largest.keys),
+                    thousands(largest.live_keys()),
                     mark(per_key <= MAX_BYTES_PER_KEY)
+                ));
+            }
+        }
+        let pairs: Vec<_> = self.rollup_keys_pairs().collect();
+        if let (Some((with_baseline, without_baseline)), Some((with, without))) =
+            (pairs.first(), pairs.last())
+        {
+            if pairs.len() > 1 {
+                let per_key = bytes_per_key(with, with_baseline);
+                let per_key_without = bytes_per_key(without, without_baseline);
+                let ratio = per_key / per_key_without;
+                lines.push(format!(
+                    "| bytes per live (sensor, level) key with `--rollups {}` ≤ {MAX_ROLLUP_BYTES_RATIO}× the bytes per live key without ({} sensors × {} levels) | {per_key:.0} B against {per_key_without:.0} B: {ratio:.2}× | {} |",
+                    self.rollups_flag(),
+                    thousands(with.sensors),
+                    with.levels,
+                    mark(ratio <= MAX_ROLLUP_BYTES_RATIO)
                 ));
             }
         }
@@ -369,7 +525,7 @@ fn endless_table(e: &EndlessRun) -> String {
 }
 
 /// The report file's heading; runs follow it, newest first.
-const HEADING: &str = "# maxq benchmarks\n\nWritten by `maxq bench` (see the README's Benchmarks section); each run adds its section at the top. Figures are measured, never edited by hand.\n\n<!-- runs -->\n";
+const HEADING: &str = "# maxq benchmarks\n\nWritten by `maxq-bench` (see the README's Benchmarks section); each run adds its section at the top. Figures are measured, never edited by hand.\n\n<!-- runs -->\n";
 
 /// Adds `run` to the front of the runs in `path`, creating the file if needed.
 pub fn write(path: &Path, run: &str) -> anyhow::Result<()> {
