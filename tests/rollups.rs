@@ -17,41 +17,14 @@ const WINDOW_MS: i64 = 1_000;
 const ROLLUP_MS: i64 = 60_000;
 const LATENESS_MS: i64 = 5_000;
 
-/// A reading's time, if the reference would read it.
-fn ts_of(payload: &str) -> Option<i64> {
-    let v: serde_json::Value = serde_json::from_str(payload).ok()?;
-    v.get("value").or(v.get("reading"))?.as_f64()?;
-    v.get("sensor").or(v.get("sensor_name"))?.as_str()?;
-    match v.get("ts").or(v.get("timestamp"))? {
-        serde_json::Value::Number(n) => n.as_i64(),
-        serde_json::Value::String(s) => chrono::DateTime::parse_from_rfc3339(s)
-            .ok()
-            .map(|d| d.timestamp_millis()),
-        _ => None,
-    }
-}
-
 /// Per partition, the offset and time of every reading the lateness rule accepts.
-fn accepted(messages: &[Message]) -> BTreeMap<i32, Vec<(i64, i64)>> {
+fn accepted_by_partition(messages: &[Message]) -> BTreeMap<i32, Vec<(i64, i64)>> {
     let mut by_partition: BTreeMap<i32, Vec<(i64, i64)>> = BTreeMap::new();
-    let mut offsets: BTreeMap<i32, i64> = BTreeMap::new();
-    let mut newest: BTreeMap<i32, i64> = BTreeMap::new();
-    for m in messages {
-        let offset = offsets.entry(m.partition).or_default();
-        let here = *offset;
-        *offset += 1;
-        let Some(ts) = ts_of(&m.payload) else {
-            continue;
-        };
-        let newest = newest.entry(m.partition).or_insert(ts);
-        if ts < *newest - LATENESS_MS {
-            continue;
-        }
-        *newest = (*newest).max(ts);
+    for reading in accepted(messages, LATENESS_MS) {
         by_partition
-            .entry(m.partition)
+            .entry(reading.partition)
             .or_default()
-            .push((here, ts));
+            .push((reading.offset, reading.ts));
     }
     by_partition
 }
@@ -70,13 +43,7 @@ impl Drop for Running {
 
 /// Starts `maxq args`, following its progress lines.
 fn spawn(args: &[String]) -> (Running, ProgressWatch) {
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_maxq"))
-        .args(args)
-        .env("RUST_LOG", "info")
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("running maxq");
-    let watch = ProgressWatch::follow(&mut child);
+    let (child, watch) = spawn_logging(args, "info");
     (Running(child), watch)
 }
 
@@ -124,7 +91,10 @@ fn a_restart_reads_what_the_first_level_needs_and_every_level_equals_the_referen
 
     // Run 1 streams the first half; once its resume points have settled, kill -9.
     let (mut child, watch) = spawn(&args);
-    let first_accepted: u64 = accepted(&first).values().map(|r| r.len() as u64).sum();
+    let first_accepted: u64 = accepted_by_partition(&first)
+        .values()
+        .map(|r| r.len() as u64)
+        .sum();
     wait_until("the first half read", 60, || {
         watch.readings() >= first_accepted
     });
@@ -143,7 +113,7 @@ fn a_restart_reads_what_the_first_level_needs_and_every_level_equals_the_referen
 
     // Each partition resumes at the first reading of a first-level window still alive,
     // far after the start of the roll-up window still open.
-    let by_partition = accepted(&first);
+    let by_partition = accepted_by_partition(&first);
     let mut saved = 0;
     for (partition, readings) in &by_partition {
         let point = points[partition];
@@ -173,7 +143,7 @@ fn a_restart_reads_what_the_first_level_needs_and_every_level_equals_the_referen
     // The restart reads from there to the end: exactly the readings at or after the
     // resume points, judged by the lateness rule as the first time.
     produce(&topic, &second);
-    let all = accepted(&messages);
+    let all = accepted_by_partition(&messages);
     let expected_reads: u64 = all
         .iter()
         .map(|(p, readings)| {

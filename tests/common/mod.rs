@@ -234,11 +234,26 @@ pub struct Point {
 /// Points by (sensor, window start ms).
 pub type Points = BTreeMap<(String, i64), Point>;
 
-/// The reference: the semantics of DESIGN-NOTES computed directly, two-pass statistics.
-pub fn reference(messages: &[Message], window_ms: i64, slide_ms: i64, lateness_ms: i64) -> Points {
+/// One reading the lateness rule accepts.
+pub struct Accepted {
+    pub partition: i32,
+    /// Its offset in the partition, as produced in order to a fresh topic.
+    pub offset: i64,
+    pub sensor: String,
+    pub ts: i64,
+    pub value: f64,
+}
+
+/// The readings of `messages` that are well formed and not late, in order: the semantics of
+/// DESIGN-NOTES computed directly.
+pub fn accepted(messages: &[Message], lateness_ms: i64) -> Vec<Accepted> {
     let mut newest: BTreeMap<i32, i64> = BTreeMap::new();
-    let mut values: BTreeMap<(String, i64), Vec<f64>> = BTreeMap::new();
+    let mut offsets: BTreeMap<i32, i64> = BTreeMap::new();
+    let mut out = Vec::new();
     for m in messages {
+        let offset = offsets.entry(m.partition).or_default();
+        let here = *offset;
+        *offset += 1;
         let Ok(v) = serde_json::from_str::<serde_json::Value>(&m.payload) else {
             continue;
         };
@@ -262,10 +277,28 @@ pub fn reference(messages: &[Message], window_ms: i64, slide_ms: i64, lateness_m
             continue;
         }
         *newest = (*newest).max(ts);
+        out.push(Accepted {
+            partition: m.partition,
+            offset: here,
+            sensor: sensor.to_owned(),
+            ts,
+            value,
+        });
+    }
+    out
+}
+
+/// The reference: every accepted reading in each of its windows, two-pass statistics.
+pub fn reference(messages: &[Message], window_ms: i64, slide_ms: i64, lateness_ms: i64) -> Points {
+    let mut values: BTreeMap<(String, i64), Vec<f64>> = BTreeMap::new();
+    for Accepted {
+        sensor, ts, value, ..
+    } in accepted(messages, lateness_ms)
+    {
         let mut start = ts.div_euclid(slide_ms) * slide_ms;
         while start > ts - window_ms {
             values
-                .entry((sensor.to_owned(), start))
+                .entry((sensor.clone(), start))
                 .or_default()
                 .push(value);
             start -= slide_ms;
@@ -368,9 +401,15 @@ pub fn influxql(db: &str, q: &str) -> Vec<serde_json::Value> {
 
 /// Starts `maxq args` with `RUST_LOG=warn` and follows its stderr.
 pub fn spawn_watched(args: &[String]) -> (std::process::Child, ProgressWatch) {
+    spawn_logging(args, "warn")
+}
+
+/// Starts `maxq args` with `RUST_LOG=rust_log` and follows its stderr (its progress lines
+/// need `info`).
+pub fn spawn_logging(args: &[String], rust_log: &str) -> (std::process::Child, ProgressWatch) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_maxq"))
         .args(args)
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", rust_log)
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("running maxq");

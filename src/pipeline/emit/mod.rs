@@ -143,7 +143,9 @@ pub fn emit<'scope>(
                         // that has passed a window) does not hold for this one's state.
                         progress_stash.apply_before(time.saturating_add(1), &mut table);
                         let watermark = table.pipeline_watermark();
-                        metrics.live.watermark(watermark);
+                        if config.role.first {
+                            metrics.live.watermark(watermark);
+                        }
                         let step = Step {
                             time,
                             // While a restart replays what was written before, windows are
