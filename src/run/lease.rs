@@ -13,8 +13,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::Message;
 use serde::{Deserialize, Serialize};
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{mpsc, Mutex};
 use std::time::{Duration, Instant};
 use tracing::info;
 
@@ -79,7 +78,8 @@ pub enum LeaseError {
 
 /// The lease this process holds, renewed by a thread of its own until [`release`]d.
 struct Lease {
-    stop: Arc<AtomicBool>,
+    /// Sent (or dropped) to give the lease up.
+    stop: mpsc::Sender<()>,
     /// Told once the lease is given up.
     released: mpsc::Receiver<()>,
 }
@@ -150,12 +150,28 @@ impl Reader {
                 continue;
             };
             self.next.set(message.offset() + 1);
-            let record = message
-                .payload()
-                .filter(|_| message.key() == Some(self.key.as_bytes()))
-                .and_then(|p| serde_json::from_slice(p).ok());
-            records.extend(record);
+            records.extend(self.record(&message));
         }
+    }
+
+    /// `message` as a record of this lease's key.
+    fn record(&self, message: &impl Message) -> Option<Record> {
+        message
+            .payload()
+            .filter(|_| message.key() == Some(self.key.as_bytes()))
+            .and_then(|p| serde_json::from_slice(p).ok())
+    }
+
+    /// The lease records that have arrived, without waiting.
+    fn arrived(&self) -> Vec<Record> {
+        let mut records = Vec::new();
+        while let Some(result) = self.consumer.poll(Duration::ZERO) {
+            if let Ok(message) = result {
+                self.next.set(message.offset() + 1);
+                records.extend(self.record(&message));
+            }
+        }
+        records
     }
 
     /// Every record up to the end offset the topic has now.
@@ -261,17 +277,17 @@ pub fn acquire(kafka: &KafkaConfig, processes: usize) -> Result<(), LeaseError> 
             }
         }
     }
-    let stop = Arc::new(AtomicBool::new(false));
-    let stopping = stop.clone();
+    let (stop, stopped) = mpsc::channel();
     let (tell, released) = mpsc::channel();
     let (group, topic) = (kafka.group.clone(), kafka.topic.clone());
     std::thread::Builder::new()
         .name("maxq:lease".into())
         .spawn(move || {
-            let mut renewed = Instant::now();
-            while !stopping.load(Relaxed) {
+            // Asleep between renewals: a lease that expires after EXPIRY does not need
+            // watching more often than it is renewed.
+            while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(RENEW) {
                 let taken = reader
-                    .poll(Duration::from_millis(200))
+                    .arrived()
                     .into_iter()
                     .find(|r| r.holder != holder && !r.released);
                 if let Some(other) = taken {
@@ -281,12 +297,8 @@ pub fn acquire(kafka: &KafkaConfig, processes: usize) -> Result<(), LeaseError> 
                     );
                     std::process::exit(i32::from(exit::ERROR));
                 }
-                if renewed.elapsed() >= RENEW && !stopping.load(Relaxed) {
-                    // A renewal that fails is retried at the next one; the lease lasts
-                    // EXPIRY.
-                    let _ = writer.write(false);
-                    renewed = Instant::now();
-                }
+                // A renewal that fails is retried at the next one; the lease lasts EXPIRY.
+                let _ = writer.write(false);
             }
             let _ = writer.write(true);
             let _ = tell.send(());
@@ -301,7 +313,7 @@ pub fn acquire(kafka: &KafkaConfig, processes: usize) -> Result<(), LeaseError> 
 pub fn release(within: Duration) {
     let held = HELD.lock().unwrap_or_else(|e| e.into_inner()).take();
     if let Some(lease) = held {
-        lease.stop.store(true, Relaxed);
+        let _ = lease.stop.send(());
         let _ = lease.released.recv_timeout(within);
     }
 }
