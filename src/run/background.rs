@@ -42,6 +42,27 @@ impl Background {
     }
 }
 
+/// Wakes the threads that sleep until a stop ([`Control::wake_on_change`]) when SIGINT or
+/// SIGTERM comes: the signal handler only sets the stop flag. Ends when dropped.
+pub struct SignalWaker(signal_hook::iterator::Handle);
+
+impl Drop for SignalWaker {
+    fn drop(&mut self) {
+        self.0.close();
+    }
+}
+
+/// Starts the [`SignalWaker`] of `control`.
+pub fn start_signal_waker(control: Arc<Control>) -> std::io::Result<SignalWaker> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
+    let handle = signals.handle();
+    std::thread::Builder::new()
+        .name("maxq:signals".into())
+        .spawn(move || signals.forever().for_each(|_| control.wake()))?;
+    Ok(SignalWaker(handle))
+}
+
 /// How often freed heap memory is handed back to the system.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 const TRIM_EVERY: Duration = Duration::from_secs(1);
@@ -121,12 +142,14 @@ pub fn start_shutdown_deadline(
 ) -> Background {
     let done = Arc::new(AtomicBool::new(false));
     let finished = done.clone();
+    let watched = control.clone();
     let thread = std::thread::spawn(move || {
+        // Asleep until the stop (or `finish`) unparks it.
         while !control.stopping() {
             if finished.load(Relaxed) {
                 return;
             }
-            std::thread::park_timeout(Duration::from_millis(50));
+            std::thread::park();
         }
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
@@ -151,5 +174,6 @@ pub fn start_shutdown_deadline(
             std::process::exit(exit::SHUTDOWN_TIMEOUT);
         }
     });
+    watched.wake_on_change(thread.thread().clone());
     Background { done, thread }
 }

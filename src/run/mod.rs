@@ -22,6 +22,10 @@ use crate::pipeline::sink::{Backlog, Refusal};
 use crate::pipeline::{rollups, Clients, Context, Placement, ProcessClients, Restart, Tap};
 use crate::targets;
 
+/// Longest a worker sleeps with nothing scheduled. A stop or a fatal error wakes it at once
+/// ([`crate::pipeline::control::Control::wake_on_change`]); this only bounds a missed wake.
+const PARK_AT_MOST: Duration = Duration::from_secs(1);
+
 /// What a run did, for the caller's summary.
 #[derive(Debug)]
 pub struct RunSummary {
@@ -149,6 +153,7 @@ fn execute_connected(
         )?;
         signal_hook::flag::register(signal, context.control.stop.clone())?;
     }
+    let _waker = background::start_signal_waker(context.control.clone())?;
     let placement = placement(&timely.communication);
     let process = Arc::new(ProcessClients::connect(
         &config, placement, partitions, &resume,
@@ -200,7 +205,8 @@ fn execute_connected(
             &restart,
             &context,
         );
-        while worker.step_or_park(Some(Duration::from_millis(100))) {
+        control.wake_on_change(std::thread::current());
+        while worker.step_or_park(Some(PARK_AT_MOST)) {
             if let Some(fatal) = control.fatal() {
                 if in_cluster {
                     cluster::exit_on_fatal(&fatal);
