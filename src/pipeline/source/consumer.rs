@@ -13,6 +13,7 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use timely::scheduling::SyncActivator;
 
@@ -42,11 +43,47 @@ pub struct Placement {
     pub peers: usize,
 }
 
+/// How a worker's queues wake its source: librdkafka calls back when a queue gets a
+/// message after being empty, and the callback activates the source only while it is
+/// armed. The source disarms it while it reads on a timer of its own, so a broker that
+/// answers in many small fetches does not wake the worker for each.
+#[derive(Default)]
+pub struct Wake {
+    source: Mutex<Option<SyncActivator>>,
+    armed: AtomicBool,
+}
+
+impl Wake {
+    /// Sets the source to activate.
+    pub fn set(&self, source: SyncActivator) {
+        *self.source.lock().unwrap_or_else(PoisonError::into_inner) = Some(source);
+        self.arm(true);
+    }
+
+    /// Whether a queue's next message activates the source.
+    pub fn arm(&self, armed: bool) {
+        self.armed.store(armed, Ordering::SeqCst);
+    }
+
+    fn queue_got_a_message(&self) {
+        if self.armed.swap(false, Ordering::SeqCst) {
+            if let Some(source) = self
+                .source
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .as_ref()
+            {
+                let _ = source.activate();
+            }
+        }
+    }
+}
+
 /// What one worker reads, handed from the process to the worker's thread.
 struct WorkerPart {
     queues: Vec<PartitionQueue>,
     states: Vec<PartitionState>,
-    wake: Arc<Mutex<Option<SyncActivator>>>,
+    wake: Arc<Wake>,
 }
 
 /// The process's consumer, assigned, with each worker's part not yet taken.
@@ -68,8 +105,8 @@ pub struct KafkaInput {
     pub partitions: Rc<RefCell<OwnedPartitions>>,
     /// The process's dead-letter producer, shared with the commit operator and the sink.
     pub dead_letters: Option<Arc<DeadLetters>>,
-    /// Activated by librdkafka when one of the worker's queues gets a message.
-    pub wake: Arc<Mutex<Option<SyncActivator>>>,
+    /// Activates the source when one of the worker's queues gets a message.
+    pub wake: Arc<Wake>,
 }
 
 impl ProcessInput {
@@ -113,7 +150,7 @@ impl ProcessInput {
         let mut assignment = TopicPartitionList::new();
         let mut parts = Vec::new();
         for owned in owners {
-            let wake: Arc<Mutex<Option<SyncActivator>>> = Arc::default();
+            let wake: Arc<Wake> = Arc::default();
             let mut part = WorkerPart {
                 queues: Vec::new(),
                 states: Vec::new(),
@@ -151,12 +188,7 @@ impl ProcessInput {
                             ),
                         })?;
                 let woken = wake.clone();
-                queue.set_nonempty_callback(move || {
-                    let wake = woken.lock().unwrap_or_else(PoisonError::into_inner);
-                    if let Some(source) = wake.as_ref() {
-                        let _ = source.activate();
-                    }
-                });
+                queue.set_nonempty_callback(move || woken.queue_got_a_message());
                 part.queues.push(queue);
                 let mut state = PartitionState::new(p, start, kafka.until_end.then_some(high));
                 state.end_seen = high;

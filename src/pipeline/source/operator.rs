@@ -5,9 +5,10 @@
 //! finished (`--until-end`, or shutdown). It polls its partitions' queues with a zero
 //! timeout and a per-activation budget, so the worker thread never blocks. When it found
 //! nothing it is woken by a queue (librdkafka calls back when it gets a message) or at the
-//! next epoch, not by polling: an idle worker sleeps. Each activation also serves the
-//! process consumer's own queue, whose events (errors, commit results) librdkafka hands
-//! over only when polled.
+//! next epoch, not by polling: an idle worker sleeps. While messages keep coming it reads
+//! every [`READ_EVERY`] instead of at each message's call, and it reads before it ends an
+//! epoch. Each activation also serves the process consumer's own queue, whose events
+//! (errors, commit results) librdkafka hands over only when polled.
 //!
 //! Two outputs: the window updates of accepted readings, at every level and folded per key
 //! within an epoch, as differential updates `(key, epoch, Stats)`, and one
@@ -26,6 +27,7 @@ use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::{Scope, StreamVec};
 
 use super::combine::Combiner;
+use super::consumer::PartitionQueue;
 use super::{DeadLetters, KafkaInput, OwnedPartitions, PartitionState};
 use crate::config::RunConfig;
 use crate::kafka::LogContext;
@@ -47,6 +49,12 @@ const EVENTS_PER_ACTIVATION: usize = 64;
 /// the epoch ends. Folding over the whole epoch makes a sensor read a thousand times in it
 /// one update per window and level, at the cost of this bound's memory.
 const FOLD_SERIES: usize = 65_536;
+
+/// How soon to read again after reading something, instead of being woken by each message:
+/// a broker that answers in many small fetches would otherwise wake the worker for each.
+/// Readings go out at the end of their epoch either way, so this costs no latency while it
+/// is shorter than an epoch (it is capped at the epoch's end).
+const READ_EVERY: Duration = Duration::from_millis(25);
 
 /// How soon to look again while the sinks' backlog pauses reading.
 const BACKLOG_POLL: Duration = Duration::from_millis(5);
@@ -110,6 +118,17 @@ struct Reader<'a> {
     /// Readings whose base-level window ends at or before this are held by the roll-up
     /// changelog a restart loaded ([`crate::pipeline::rollups`]).
     sealed_below: i64,
+}
+
+/// What one round of polling found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Polled {
+    /// Nothing: the queues are empty.
+    Idle,
+    /// Messages, and the queues are empty now.
+    Some,
+    /// A full budget: there is more to read at once.
+    More,
 }
 
 impl Reader<'_> {
@@ -178,6 +197,40 @@ impl Reader<'_> {
             }
         }
     }
+
+    /// Polls every queue of `owned`, an even share of the budget each so that no partition
+    /// waits for another, and the process consumer's own queue.
+    fn poll(
+        &mut self,
+        owned: &mut OwnedPartitions,
+        queues: &[PartitionQueue],
+        consumer: &BaseConsumer<LogContext>,
+    ) -> Polled {
+        let share = (POLL_BUDGET / queues.len().max(1)).max(1);
+        let mut polled = Polled::Idle;
+        for queue in queues {
+            let mut handled = 0;
+            while handled < share {
+                let Some(result) = queue.poll(Duration::ZERO) else {
+                    break;
+                };
+                handled += 1;
+                self.handle(owned, result);
+            }
+            polled = match (polled, handled) {
+                (_, n) if n == share => Polled::More,
+                (Polled::Idle, n) if n > 0 => Polled::Some,
+                (r, _) => r,
+            };
+        }
+        for _ in 0..EVENTS_PER_ACTIVATION {
+            let Some(result) = consumer.poll(Duration::ZERO) else {
+                break;
+            };
+            self.handle(owned, result);
+        }
+        polled
+    }
 }
 
 /// Records `state`'s figures at the end of an epoch: its report, and the end offset the
@@ -231,9 +284,9 @@ pub fn kafka_source<'scope>(
     let mut builder = OperatorBuilder::new("KafkaSource".to_owned(), scope);
     let address = builder.operator_info().address;
     let activator = scope.activator_for(address.clone());
-    if let Ok(mut wake) = input.wake.lock() {
-        *wake = Some(scope.worker().sync_activator_for(address.to_vec()));
-    }
+    input
+        .wake
+        .set(scope.worker().sync_activator_for(address.to_vec()));
     let (updates_out, updates) = builder.new_output();
     let (progress_out, progress) = builder.new_output();
     let mut updates_out = OutputBuilder::<
@@ -244,6 +297,7 @@ pub fn kafka_source<'scope>(
         OutputBuilder::<u64, CapacityContainerBuilder<Vec<PartitionProgress>>>::from(progress_out);
     let consumer = input.consumer.clone();
     let queues = input.queues.clone();
+    let wake = input.wake.clone();
     let partitions = input.partitions.clone();
     let dead_letters = input.dead_letters.clone();
     let counters = context.metrics.worker(scope.index());
@@ -271,6 +325,35 @@ pub fn kafka_source<'scope>(
             let mut owned = partitions.borrow_mut();
             let epoch = current_epoch(config.epoch);
             let stopping = context.control.stopping();
+            let backlogged = context.backlog.full();
+            // Read before the epoch ends: what arrived while the source waited for its
+            // timer belongs to the epoch it arrived in.
+            let mut polled = Polled::Idle;
+            if !stopping && !backlogged {
+                let mut reader = Reader {
+                    config: &config,
+                    now,
+                    counted: Counted::default(),
+                    counters: &counters,
+                    dead_letters: dead_letters.as_deref(),
+                    combiner: &mut combiner,
+                    sealed_below,
+                };
+                polled = reader.poll(&mut owned, &queues, &consumer);
+                if polled == Polled::Idle {
+                    // A message that came between the poll and the arming woke nothing:
+                    // look once more.
+                    wake.arm(true);
+                    polled = reader.poll(&mut owned, &queues, &consumer);
+                }
+                reader.counted.add_to(&counters);
+                if combiner.series() >= FOLD_SERIES {
+                    let mut out = updates_out.activate();
+                    let mut session = out.session(&*u_cap);
+                    let time = *u_cap.time();
+                    combiner.drain(|key, stats| session.give((key, time, stats)));
+                }
+            }
             let finished = owned.states.iter().all(PartitionState::finished);
             if epoch > *p_cap.time() || stopping || finished {
                 // The epoch ends: what was folded in it goes out before its capability moves.
@@ -302,50 +385,15 @@ pub fn kafka_source<'scope>(
                 p_cap.downgrade(&epoch);
                 u_cap.downgrade(&epoch);
             }
-            if context.backlog.full() {
-                activator.activate_after(BACKLOG_POLL);
-                return;
-            }
-            let mut reader = Reader {
-                config: &config,
-                now,
-                counted: Counted::default(),
-                counters: &counters,
-                dead_letters: dead_letters.as_deref(),
-                combiner: &mut combiner,
-                sealed_below,
-            };
-            // An even share of the budget per queue, so no partition waits for another.
-            let share = (POLL_BUDGET / queues.len().max(1)).max(1);
-            let mut more = false;
-            for queue in queues.iter() {
-                let mut handled = 0;
-                while handled < share {
-                    let Some(result) = queue.poll(Duration::ZERO) else {
-                        break;
-                    };
-                    handled += 1;
-                    reader.handle(&mut owned, result);
+            let next_epoch = until_next_epoch(config.epoch);
+            match polled {
+                _ if backlogged => activator.activate_after(BACKLOG_POLL),
+                Polled::More => activator.activate(),
+                Polled::Some => {
+                    wake.arm(false);
+                    activator.activate_after(next_epoch.min(READ_EVERY));
                 }
-                more |= handled == share;
-            }
-            for _ in 0..EVENTS_PER_ACTIVATION {
-                let Some(result) = consumer.poll(Duration::ZERO) else {
-                    break;
-                };
-                reader.handle(&mut owned, result);
-            }
-            reader.counted.add_to(&counters);
-            if combiner.series() >= FOLD_SERIES {
-                let mut out = updates_out.activate();
-                let mut session = out.session(&*u_cap);
-                let time = *u_cap.time();
-                combiner.drain(|key, stats| session.give((key, time, stats)));
-            }
-            if more {
-                activator.activate();
-            } else {
-                activator.activate_after(until_next_epoch(config.epoch));
+                Polled::Idle => activator.activate_after(next_epoch),
             }
         }
     });
