@@ -20,7 +20,7 @@ use tracing::warn;
 
 use crate::pipeline::commit::declared::Declared;
 use crate::pipeline::commit::resume_log::ResumeLog;
-use crate::pipeline::commit::resume_log::{Saving, CHECK_EVERY};
+use crate::pipeline::commit::resume_log::{Saving, CHECK_AT_LEAST_EVERY};
 use crate::pipeline::epochs::Intents;
 use crate::pipeline::progress::PartitionProgress;
 use crate::pipeline::source::KafkaInput;
@@ -39,6 +39,7 @@ pub fn intents<'scope>(
         "Intents",
         move |cap, info| {
             let activator = scope.activator_for(info.address.clone());
+            resume_log.wake_on_reports(scope.worker().sync_activator_for(info.address.to_vec()));
             let mut held = Some(cap);
             let mut declared = Declared::new(
                 partitions
@@ -97,7 +98,7 @@ pub fn intents<'scope>(
                     }
                 }
                 if in_flight.is_some() {
-                    activator.activate_after(CHECK_EVERY);
+                    activator.activate_after(CHECK_AT_LEAST_EVERY);
                 } else if upper == u64::MAX && declared.drained() {
                     held = None;
                 }

@@ -26,7 +26,7 @@ use timely::dataflow::StreamVec;
 use tracing::{debug, warn};
 
 use crate::pipeline::commit::resume_log::ResumeLog;
-use crate::pipeline::commit::resume_log::{Saving, CHECK_EVERY};
+use crate::pipeline::commit::resume_log::{Saving, CHECK_AT_LEAST_EVERY};
 use crate::pipeline::commit::resume_points::{Commit, ResumePoints};
 use crate::pipeline::context::Context;
 use crate::pipeline::epochs::Acks;
@@ -75,6 +75,7 @@ pub fn commit<'scope>(
         "Commit",
         move |_cap, info| {
             let activator = scope.activator_for(info.address.clone());
+            resume_log.wake_on_reports(scope.worker().sync_activator_for(info.address.to_vec()));
             let mut resume_points = ResumePoints::new(
                 config.partitions,
                 config.max_state_age_ms,
@@ -107,7 +108,7 @@ pub fn commit<'scope>(
                     match resume_log.outcome(&saving) {
                         None if !done => {
                             in_flight = Some((saving, commit));
-                            activator.activate_after(CHECK_EVERY);
+                            activator.activate_after(CHECK_AT_LEAST_EVERY);
                             return;
                         }
                         // The last commit below records everything again anyway.
@@ -143,7 +144,7 @@ pub fn commit<'scope>(
                     // A failed save is tried again at the next commit, with what is
                     // durable then.
                     in_flight = Some((resume_log.send(&commit.points), commit));
-                    activator.activate_after(CHECK_EVERY);
+                    activator.activate_after(CHECK_AT_LEAST_EVERY);
                     return;
                 }
                 // The last one waits, with a few tries, as there is no next commit.

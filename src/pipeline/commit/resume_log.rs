@@ -6,12 +6,16 @@
 //! keeps it (tansu drops it), so maxq records it beside the group offsets, before them:
 //! the group offset is for lag tooling, the resume log is what a restart trusts.
 
+use rdkafka::bindings as rdsys;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::types::RDKafka;
 use rdkafka::{Message, Offset, TopicPartitionList};
 use std::collections::BTreeMap;
+use std::ffi::c_void;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
+use timely::scheduling::SyncActivator;
 
 use crate::config::KafkaConfig;
 use crate::kafka::{
@@ -172,6 +176,29 @@ pub struct ResumeLog {
     topic: String,
     prefix: String,
     current: Mutex<Current>,
+    /// Woken when a producer of this log has reports to serve; declared after `current`
+    /// so that it outlives every producer, whose callback points at it.
+    waiting: Arc<Waiting>,
+}
+
+/// The operators that wait on saves of one [`ResumeLog`].
+#[derive(Default)]
+struct Waiting(Mutex<Vec<SyncActivator>>);
+
+/// librdkafka calls this from a thread of its own, holding the producer's main queue's
+/// lock, when that queue gets an event after being empty: a delivery report has come.
+unsafe extern "C" fn reports_arrived(_client: *mut RDKafka, opaque: *mut c_void) {
+    // SAFETY: `opaque` is the `Waiting` of the log whose producer this is; the log keeps it
+    // alive longer than any of its producers.
+    let waiting = unsafe { &*opaque.cast::<Waiting>() };
+    for operator in waiting
+        .0
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .iter()
+    {
+        let _ = operator.activate();
+    }
 }
 
 /// The producer in use, replaced after a failure.
@@ -183,14 +210,20 @@ struct Current {
     generation: u64,
 }
 
-/// How often an operator checks a save under way; the worker goes on meanwhile.
-pub const CHECK_EVERY: Duration = Duration::from_millis(2);
+/// How often [`ResumeLog::save`] checks its save while it waits.
+const CHECK_EVERY: Duration = Duration::from_millis(2);
+
+/// How soon an operator waiting on a save looks again if no delivery report woke it. The
+/// reports wake it ([`ResumeLog::wake_on_reports`]); this only bounds a missed wake. Polling
+/// every few milliseconds instead woke each worker hundreds of times a second while saves
+/// to a slow broker were under way.
+pub const CHECK_AT_LEAST_EVERY: Duration = Duration::from_millis(100);
 
 /// How long [`ResumeLog::save`] waits for its records.
 const SAVE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Events served at most by one [`ResumeLog::outcome`].
-const POLLS_PER_CHECK: usize = 8;
+const POLLS_PER_CHECK: usize = 64;
 
 /// A save sent and not yet known to be durable.
 #[derive(Debug)]
@@ -208,19 +241,54 @@ impl ResumeLog {
 
     /// Connects to `topic`, one of maxq's own (created by whoever reads it first).
     pub fn connect_to(kafka: &KafkaConfig, topic: &str) -> Result<ResumeLog, KafkaError> {
+        let waiting = Arc::<Waiting>::default();
         Ok(ResumeLog {
             kafka: kafka.clone(),
             topic: topic.to_owned(),
             prefix: key_prefix(kafka),
             current: Mutex::new(Current {
-                producer: Arc::new(Self::producer(kafka)?),
+                producer: Arc::new(Self::producer(kafka, &waiting)?),
                 sent: 0,
                 generation: 0,
             }),
+            waiting,
         })
     }
 
-    fn producer(kafka: &KafkaConfig) -> Result<BaseProducer<DeliveryTracker>, KafkaError> {
+    /// Activates `operator` whenever delivery reports come, so that it can wait for a save
+    /// without polling.
+    pub fn wake_on_reports(&self, operator: SyncActivator) {
+        self.waiting
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(operator);
+    }
+
+    fn producer(
+        kafka: &KafkaConfig,
+        waiting: &Arc<Waiting>,
+    ) -> Result<BaseProducer<DeliveryTracker>, KafkaError> {
+        let producer = Self::unwatched_producer(kafka)?;
+        // SAFETY: the client pointer is valid while `producer` lives. The queue handle only
+        // holds a reference to the client's main queue, which keeps the callback after the
+        // handle is destroyed. The opaque `Waiting` outlives the producer: the log owns both
+        // and drops its producers first.
+        unsafe {
+            let queue = rdsys::rd_kafka_queue_get_main(producer.client().native_ptr());
+            rdsys::rd_kafka_queue_cb_event_enable(
+                queue,
+                Some(reports_arrived),
+                Arc::as_ptr(waiting).cast_mut().cast(),
+            );
+            rdsys::rd_kafka_queue_destroy(queue);
+        }
+        Ok(producer)
+    }
+
+    fn unwatched_producer(
+        kafka: &KafkaConfig,
+    ) -> Result<BaseProducer<DeliveryTracker>, KafkaError> {
         client_config(
             &kafka.connection,
             // Ordered without the idempotent producer: one request in flight. A retried
@@ -291,12 +359,18 @@ impl ResumeLog {
             )));
         }
         let context = current.producer.context();
-        // Each poll serves one event (one delivery report holds a request's records).
+        // Each poll serves one event (one delivery report holds a request's records), until
+        // one settles nothing: the queue is then empty, in practice, and its next report
+        // wakes the operators again.
         for _ in 0..POLLS_PER_CHECK {
-            if context.settled() >= saving.settled_at {
+            let settled = context.settled();
+            if settled >= saving.settled_at {
                 break;
             }
             current.producer.poll(Duration::ZERO);
+            if context.settled() == settled {
+                break;
+            }
         }
         if context.settled() < saving.settled_at {
             return None;
@@ -351,7 +425,7 @@ impl ResumeLog {
 
     /// Starts a fresh producer; returns the old one, to be dropped once the lock is let go.
     fn replace(&self, current: &mut Current) -> Option<Arc<BaseProducer<DeliveryTracker>>> {
-        let fresh = Self::producer(&self.kafka).ok()?;
+        let fresh = Self::producer(&self.kafka, &self.waiting).ok()?;
         current.sent = 0;
         current.generation += 1;
         Some(std::mem::replace(&mut current.producer, Arc::new(fresh)))

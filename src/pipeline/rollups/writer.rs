@@ -25,7 +25,7 @@ use tracing::warn;
 use super::records::{children, record_key};
 use crate::config::Levels;
 use crate::key::WindowKey;
-use crate::pipeline::commit::resume_log::{ResumeLog, Saving, CHECK_EVERY};
+use crate::pipeline::commit::resume_log::{ResumeLog, Saving, CHECK_AT_LEAST_EVERY};
 use crate::pipeline::context::Context;
 use crate::pipeline::epochs::Acks;
 use crate::stats::Stats;
@@ -83,6 +83,7 @@ pub fn writer<'scope>(
         "Changelog",
         move |_cap, info| {
             let activator = scope.activator_for(info.address.clone());
+            log.wake_on_reports(scope.worker().sync_activator_for(info.address.to_vec()));
             let mut held: BTreeSet<(Arc<str>, u8, i64)> = BTreeSet::new();
             let mut flights: VecDeque<Flight> = VecDeque::new();
             let mut waiting: Vec<Waiting> = Vec::new();
@@ -154,7 +155,7 @@ pub fn writer<'scope>(
                     log.send_records(tombstones);
                 }
                 if !flights.is_empty() {
-                    activator.activate_after(CHECK_EVERY);
+                    activator.activate_after(CHECK_AT_LEAST_EVERY);
                 } else if !waiting.is_empty() && !frontier.is_empty() {
                     activator.activate_after(TOMBSTONE_CHECK);
                 }
