@@ -74,8 +74,11 @@ pub struct Results {
     pub failed: Vec<String>,
 }
 
-/// The targets of the issue, checked against the figures.
-pub const MAX_CPU_RATIO: f64 = 2.0;
+/// The targets of the issue, checked against the figures: CPU per reading over the plain
+/// consumer's read + parse of the same broker.
+pub const MAX_CPU_RATIO: f64 = 1.3;
+/// Peak RSS with the most workers over that with one, the same broker.
+pub const MAX_RSS_RATIO: f64 = 1.25;
 /// Embedded throughput target with the most workers, readings/s.
 pub const MIN_EMBEDDED_RATE: f64 = 1_000_000.0;
 /// p99 update latency target.
@@ -344,14 +347,36 @@ impl Results {
     fn targets_table(&self) -> String {
         let mut lines = Vec::new();
         for row in &self.rows {
-            let (Broker::External, RunKind::Maxq(w)) = (row.broker, row.kind) else {
+            let RunKind::Maxq(w) = row.kind else {
                 continue;
             };
-            if let Some(c) = self.ceiling(Broker::External, RunKind::ReadParse) {
+            if let Some(c) = self.ceiling(row.broker, RunKind::ReadParse) {
                 let ratio = row.cpu_us_per_reading() / c.cpu_us_per_reading();
                 lines.push(format!(
-                    "| CPU per reading ≤ {MAX_CPU_RATIO}× the plain consumer's read + parse (`-w {w}`) | {ratio:.2}× | {} |",
+                    "| CPU per reading ≤ {MAX_CPU_RATIO}× the plain consumer's read + parse ({} broker, `-w {w}`) | {ratio:.2}× | {} |",
+                    row.broker.label(),
                     mark(ratio <= MAX_CPU_RATIO)
+                ));
+            }
+        }
+        for broker in [Broker::External, Broker::InProcess] {
+            let runs: Vec<(usize, u64)> = self
+                .rows
+                .iter()
+                .filter(|r| r.broker == broker)
+                .filter_map(|r| match r.kind {
+                    RunKind::Maxq(w) => Some((w, r.usage.peak_rss_bytes)),
+                    _ => None,
+                })
+                .collect();
+            let one = runs.iter().find(|(w, _)| *w == 1);
+            let most = runs.iter().max_by_key(|(w, _)| *w).filter(|(w, _)| *w > 1);
+            if let (Some((_, one)), Some((w, most))) = (one, most) {
+                let ratio = *most as f64 / (*one).max(1) as f64;
+                lines.push(format!(
+                    "| peak RSS with `-w {w}` ≤ {MAX_RSS_RATIO}× with `-w 1` ({} broker) | {ratio:.2}× | {} |",
+                    broker.label(),
+                    mark(ratio <= MAX_RSS_RATIO)
                 ));
             }
         }
