@@ -337,16 +337,27 @@ fn encode_series(
     unit: Option<&str>,
     tags: &BTreeMap<String, String>,
 ) -> Result<String, Malformed> {
+    let sensor = ("sensor", sensor);
+    let unit = ("unit", unit.unwrap_or_default());
+    if tags.is_empty() {
+        // Already in key order: nothing to collect and sort for the usual reading.
+        return write_series(&[sensor, unit]);
+    }
     let mut all: Vec<(&str, &str)> = tags
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
-        .chain(unit.map(|u| ("unit", u)))
-        .chain(std::iter::once(("sensor", sensor)))
-        .filter(|(_, v)| !v.is_empty())
+        .chain([unit, sensor])
         .collect();
     all.sort_unstable();
-    let mut series = String::with_capacity(sensor.len() + 8);
-    for (i, (key, value)) in all.into_iter().enumerate() {
+    write_series(&all)
+}
+
+/// `pairs`, sorted by key, escaped as a tag set; empty values left out.
+fn write_series(pairs: &[(&str, &str)]) -> Result<String, Malformed> {
+    let pairs = || pairs.iter().filter(|(_, v)| !v.is_empty());
+    let unescaped: usize = pairs().map(|(k, v)| k.len() + v.len() + 2).sum();
+    let mut series = String::with_capacity(unescaped);
+    for (i, &(key, value)) in pairs().enumerate() {
         if i > 0 {
             series.push(',');
         }
