@@ -92,7 +92,8 @@ pub fn publish_keys(
 /// `rollups` has any: the readings' first-level window never becomes final (the watermark
 /// stays inside it), nor do the longer windows holding it, so every key of every level
 /// stays live and nothing is written. Once the child has counted every reading (its
-/// progress line) and a few epochs have passed, its RSS is taken; then it is stopped.
+/// progress line) and a trim of free heap memory has passed, its RSS is taken; then it is
+/// stopped.
 pub fn keys_run(
     dir: &Path,
     embedded: &Embedded,
@@ -140,8 +141,9 @@ pub fn keys_run(
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    // A few epochs, so that differential has absorbed the last ones.
-    std::thread::sleep(Duration::from_secs(1));
+    // A few epochs, so that differential has absorbed the last ones, and a trim of the
+    // memory their merges freed.
+    std::thread::sleep(maxq::run::TRIM_EVERY + Duration::from_secs(1));
     let live_rss_bytes = child.rss_now().unwrap_or(0);
     let finished = child.stop()?;
     Ok(KeysRun {

@@ -63,19 +63,16 @@ pub fn start_signal_waker(control: Arc<Control>) -> std::io::Result<SignalWaker>
     Ok(SignalWaker(handle))
 }
 
-/// How often freed heap memory is handed back to the system.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-const TRIM_EVERY: Duration = Duration::from_secs(1);
-
-/// Hands glibc's free heap pages back to the system every [`TRIM_EVERY`]. Differential's
-/// merges free large batches among small allocations that stay live (the series strings),
-/// and glibc keeps such freed memory in its arenas, a large share of the RSS per live key
-/// (`maxq-bench --sections memory` shows it with and without). `malloc_trim` returns whole free pages anywhere in the heap. Other
-/// allocators than glibc's have no such call, and need none.
+/// Hands glibc's free heap pages back to the system every [`TRIM_EVERY`](super::TRIM_EVERY).
+/// Differential's merges free large batches among small allocations that stay live (the
+/// series strings), and glibc keeps such freed memory in its arenas, a large share of the
+/// RSS per live key (`maxq-bench --sections memory` shows it with and without).
+/// `malloc_trim` returns whole free pages anywhere in the heap. Other allocators than
+/// glibc's have no such call, and need none.
 pub fn start_trimmer() -> Option<Background> {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
-        Some(Background::every(TRIM_EVERY, || {
+        Some(Background::every(super::TRIM_EVERY, || {
             // SAFETY: malloc_trim only releases memory malloc holds free; thread-safe.
             unsafe { libc::malloc_trim(0) };
         }))

@@ -26,6 +26,12 @@ use crate::targets;
 /// ([`crate::pipeline::control::Control::wake_on_change`]); this only bounds a missed wake.
 const PARK_AT_MOST: Duration = Duration::from_secs(1);
 
+/// How often free heap memory is handed back to the system (glibc's `malloc_trim`). Much of
+/// what is free while messages are read is needed again at once (fetch buffers, batches):
+/// trimming it every second cost a backfill over tansu 161 000 page faults instead of
+/// 36 000, 0.2 s of CPU per 1.5 M readings, as the pages were faulted in again.
+pub const TRIM_EVERY: Duration = Duration::from_secs(10);
+
 /// What a run did, for the caller's summary.
 #[derive(Debug)]
 pub struct RunSummary {
