@@ -27,6 +27,8 @@ use crate::targets;
 
 /// How often the holder renews its lease.
 const RENEW: Duration = Duration::from_secs(2);
+/// Most events the holder serves between renewals.
+const ARRIVED_AT_MOST: usize = 1024;
 /// A holder that renewed nothing for this long, as the reader watched, is gone.
 pub const EXPIRY: Duration = Duration::from_secs(10);
 /// A lease last renewed this long ago by its holder's clock is gone without watching:
@@ -162,10 +164,14 @@ impl Reader {
             .and_then(|p| serde_json::from_slice(p).ok())
     }
 
-    /// The lease records that have arrived, without waiting.
+    /// The lease records that have arrived, without waiting (at most a renewal's worth of
+    /// events, should errors keep coming).
     fn arrived(&self) -> Vec<Record> {
         let mut records = Vec::new();
-        while let Some(result) = self.consumer.poll(Duration::ZERO) {
+        for _ in 0..ARRIVED_AT_MOST {
+            let Some(result) = self.consumer.poll(Duration::ZERO) else {
+                break;
+            };
             if let Ok(message) = result {
                 self.next.set(message.offset() + 1);
                 records.extend(self.record(&message));
