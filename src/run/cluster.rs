@@ -7,11 +7,16 @@ use std::sync::{Arc, Mutex};
 use crate::cli::ClusterArgs;
 use crate::exit;
 
+/// Set once a worker of this process exits with an error of its own.
+static EXITING_ON_FATAL: AtomicBool = AtomicBool::new(false);
+
 /// timely cannot replace a lost process: its network threads panic ("timely communication
 /// error"), and then every worker ("MergeQueue poisoned"). Exiting is right, as the cluster
 /// is restarted whole and resumes from the resume log; the panics are not a message. The
-/// first such panic prints one line naming the peer and exits [`exit::PEER_LOST`]; any other
-/// panic is reported as usual.
+/// first such panic prints one line naming the peer and exits [`exit::PEER_LOST`], unless
+/// this process is already on its way out with an error of its own ([`exit_on_fatal`]): the
+/// peer's loss is then a consequence, and that exit's line and code stand. Any other panic
+/// is reported as usual.
 pub fn exit_when_a_peer_is_lost() {
     static EXITING: Mutex<()> = Mutex::new(());
     let usual = std::panic::take_hook();
@@ -32,6 +37,12 @@ pub fn exit_when_a_peer_is_lost() {
             || message.contains("MergeQueue poisoned");
         if !lost {
             return usual(info);
+        }
+        if EXITING_ON_FATAL.load(Relaxed) {
+            // The thread in exit_on_fatal exits once it has given the lease up.
+            loop {
+                std::thread::park();
+            }
         }
         // The first thread prints and exits; the others wait for the exit.
         let _first = EXITING.lock();
@@ -73,6 +84,7 @@ pub fn connect_watchdog(cluster: &ClusterArgs, connected: Arc<AtomicBool>) {
 /// single process does: timely keeps it until every process hangs up, and the others wait
 /// for its progress forever. It prints the error and exits; the others then see it lost.
 pub fn exit_on_fatal(fatal: &str) -> ! {
+    EXITING_ON_FATAL.store(true, Relaxed);
     eprintln!("maxq: error: {fatal}");
     super::lease::release(super::lease::LAST_WORDS);
     std::process::exit(i32::from(exit::ERROR));
