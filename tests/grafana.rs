@@ -13,7 +13,6 @@ mod common;
 use common::*;
 use serde_json::Value;
 use std::collections::BTreeSet;
-use std::process::Child;
 
 const TELEMETRY: &str = "grafana/dashboards/telemetry.json";
 const HEALTH: &str = "grafana/dashboards/health.json";
@@ -389,24 +388,6 @@ fn launch_near_now() -> Vec<Message> {
     messages
 }
 
-/// A streaming run; killed, with its log printed, if the test fails while it runs.
-struct Run {
-    child: Child,
-    watch: ProgressWatch,
-}
-
-impl Drop for Run {
-    fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-        if std::thread::panicking() {
-            eprintln!("maxq's log:\n{}", self.watch.log());
-        }
-    }
-}
-
 /// Produces `launch_near_now` to a topic of its own and runs `maxq run` (streaming, 2
 /// workers, `extra` flags) into a fresh InfluxDB 1.x database until every window of each of
 /// `levels` (measurement, window length) is written and `done(db)` holds (`what`), then stops
@@ -438,8 +419,7 @@ fn run_until(
             .chain(extra)
             .map(|s| s.to_string()),
     );
-    let (child, watch) = spawn_watched(&args);
-    let mut run = Run { child, watch };
+    let mut run = Watched::start(&args, "warn");
     wait_until(&format!("every window written, {what}"), 60, || {
         if let Some(status) = run.child.try_wait().unwrap() {
             panic!("maxq exited {status} while running");

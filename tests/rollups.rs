@@ -29,24 +29,6 @@ fn accepted_by_partition(messages: &[Message]) -> BTreeMap<i32, Vec<(i64, i64)>>
     by_partition
 }
 
-/// A run of `maxq`, killed if the test fails while it runs.
-struct Running(std::process::Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if self.0.try_wait().ok().flatten().is_none() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-}
-
-/// Starts `maxq args`, following its progress lines.
-fn spawn(args: &[String]) -> (Running, ProgressWatch) {
-    let (child, watch) = spawn_logging(args, "info");
-    (Running(child), watch)
-}
-
 /// The first offset among `readings` whose window of `length_ms` ends after `horizon`.
 fn first_needed(readings: &[(i64, i64)], length_ms: i64, horizon: i64) -> Option<i64> {
     readings
@@ -90,13 +72,13 @@ fn a_restart_reads_what_the_first_level_needs_and_every_level_equals_the_referen
     );
 
     // Run 1 streams the first half; once its resume points have settled, kill -9.
-    let (mut child, watch) = spawn(&args);
+    let mut run = Watched::start(&args, "info");
     let first_accepted: u64 = accepted_by_partition(&first)
         .values()
         .map(|r| r.len() as u64)
         .sum();
     wait_until("the first half read", 60, || {
-        watch.readings() >= first_accepted
+        run.watch.readings() >= first_accepted
     });
     let config = resume_config(&topic, &group);
     let load = || maxq::pipeline::commit::resume_log::load(&config).unwrap();
@@ -108,8 +90,8 @@ fn a_restart_reads_what_the_first_level_needs_and_every_level_equals_the_referen
         points = again;
         settled
     });
-    child.0.kill().unwrap();
-    child.0.wait().unwrap();
+    run.child.kill().unwrap();
+    run.child.wait().unwrap();
 
     // Each partition resumes at the first reading of a first-level window still alive,
     // far after the start of the roll-up window still open.
@@ -156,14 +138,14 @@ fn a_restart_reads_what_the_first_level_needs_and_every_level_equals_the_referen
         .sum();
     let mut restart = args.clone();
     restart.push("--until-end".into());
-    let (mut child, watch) = spawn(&restart);
-    let status = child.0.wait().unwrap();
-    assert!(status.success(), "restart: {status}\n{}", watch.log());
+    let mut run = Watched::start(&restart, "info");
+    let status = run.child.wait().unwrap();
+    assert!(status.success(), "restart: {status}\n{}", run.watch.log());
     wait_until("the restart's summary", 5, || {
-        watch.log().contains("points_refused")
+        run.watch.log().contains("points_refused")
     });
     assert_eq!(
-        watch.readings(),
+        run.watch.readings(),
         expected_reads,
         "the restart read the readings from the resume points on"
     );

@@ -417,6 +417,33 @@ pub fn spawn_logging(args: &[String], rust_log: &str) -> (std::process::Child, P
     (child, watch)
 }
 
+/// A run of `maxq` followed for its progress lines; killed, with its log printed, if the
+/// test fails while it runs.
+pub struct Watched {
+    pub child: std::process::Child,
+    pub watch: ProgressWatch,
+}
+
+impl Watched {
+    /// Starts `maxq args` with `RUST_LOG=rust_log`, as [`spawn_logging`] does.
+    pub fn start(args: &[String], rust_log: &str) -> Watched {
+        let (child, watch) = spawn_logging(args, rust_log);
+        Watched { child, watch }
+    }
+}
+
+impl Drop for Watched {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!("maxq's log:\n{}", self.watch.log());
+        }
+    }
+}
+
 /// Runs maxq and asserts it exited 0.
 pub fn maxq_ok(args: &[&str]) -> Output {
     let out = maxq(args);
