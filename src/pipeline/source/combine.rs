@@ -1,7 +1,7 @@
 //! The readings of one epoch (or of as many series as the source lets it hold) folded per
 //! key before they enter differential: a sensor read a thousand times in an epoch is one
-//! update per window and level, not a thousand. Each key's statistic is the same either way; only the order of the merges
-//! differs, as it does with differential's own batching.
+//! update per window and level, not a thousand. Each key's statistic is the same either
+//! way; only the order of the merges differs, as it does with differential's own batching.
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::operators::generic::OutputBuilder;
+use timely::dataflow::operators::Capability;
 use timely::dataflow::{Scope, StreamVec};
 
 use super::combine::Combiner;
@@ -272,6 +273,17 @@ fn cached_end_offset(
         .then_some(high)
 }
 
+/// The source's output of window updates.
+type UpdatesOut = OutputBuilder<u64, CapacityContainerBuilder<Vec<(WindowKey, u64, Stats)>>>;
+
+/// Hands every key `combiner` folded to `out`, at the time of `cap`.
+fn give_folded(out: &mut UpdatesOut, cap: &Capability<u64>, combiner: &mut Combiner) {
+    let mut out = out.activate();
+    let mut session = out.session(cap);
+    let time = *cap.time();
+    combiner.drain(|key, stats| session.give((key, time, stats)));
+}
+
 /// Builds worker's source operator over `input`; `sealed_below` is the horizon of the
 /// roll-up changelog a restart loaded (`i64::MIN` if none).
 pub fn kafka_source<'scope>(
@@ -289,10 +301,7 @@ pub fn kafka_source<'scope>(
         .set(scope.worker().sync_activator_for(address.to_vec()));
     let (updates_out, updates) = builder.new_output();
     let (progress_out, progress) = builder.new_output();
-    let mut updates_out = OutputBuilder::<
-        u64,
-        CapacityContainerBuilder<Vec<(WindowKey, u64, Stats)>>,
-    >::from(updates_out);
+    let mut updates_out = UpdatesOut::from(updates_out);
     let mut progress_out =
         OutputBuilder::<u64, CapacityContainerBuilder<Vec<PartitionProgress>>>::from(progress_out);
     let consumer = input.consumer.clone();
@@ -348,21 +357,13 @@ pub fn kafka_source<'scope>(
                 }
                 reader.counted.add_to(&counters);
                 if combiner.series() >= FOLD_SERIES {
-                    let mut out = updates_out.activate();
-                    let mut session = out.session(&*u_cap);
-                    let time = *u_cap.time();
-                    combiner.drain(|key, stats| session.give((key, time, stats)));
+                    give_folded(&mut updates_out, u_cap, &mut combiner);
                 }
             }
             let finished = owned.states.iter().all(PartitionState::finished);
             if epoch > *p_cap.time() || stopping || finished {
                 // The epoch ends: what was folded in it goes out before its capability moves.
-                {
-                    let mut out = updates_out.activate();
-                    let mut session = out.session(&*u_cap);
-                    let time = *u_cap.time();
-                    combiner.drain(|key, stats| session.give((key, time, stats)));
-                }
+                give_folded(&mut updates_out, u_cap, &mut combiner);
                 let mut out = progress_out.activate();
                 let mut session = out.session(&*p_cap);
                 for state in &mut owned.states {
