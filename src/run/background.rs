@@ -42,25 +42,34 @@ impl Background {
     }
 }
 
-/// Wakes the threads that sleep until a stop ([`Control::wake_on_change`]) when SIGINT or
-/// SIGTERM comes: the signal handler only sets the stop flag. Ends when dropped.
-pub struct SignalWaker(signal_hook::iterator::Handle);
+/// What SIGINT and SIGTERM do: the first one sets the stop flag (in the handler) and wakes
+/// the threads that sleep until a stop ([`Control::wake_on_change`]), which the handler
+/// itself cannot do; a second one exits at once. The waking ends when this is dropped.
+pub struct StopSignals(signal_hook::iterator::Handle);
 
-impl Drop for SignalWaker {
+impl Drop for StopSignals {
     fn drop(&mut self) {
         self.0.close();
     }
 }
 
-/// Starts the [`SignalWaker`] of `control`.
-pub fn start_signal_waker(control: Arc<Control>) -> std::io::Result<SignalWaker> {
+/// Registers the [`StopSignals`] of `control`.
+pub fn handle_stop_signals(control: Arc<Control>) -> std::io::Result<StopSignals> {
     use signal_hook::consts::{SIGINT, SIGTERM};
+    for signal in [SIGINT, SIGTERM] {
+        signal_hook::flag::register_conditional_shutdown(
+            signal,
+            exit::SECOND_SIGNAL,
+            control.stop.clone(),
+        )?;
+        signal_hook::flag::register(signal, control.stop.clone())?;
+    }
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
     let handle = signals.handle();
     std::thread::Builder::new()
         .name("maxq:signals".into())
         .spawn(move || signals.forever().for_each(|_| control.wake()))?;
-    Ok(SignalWaker(handle))
+    Ok(StopSignals(handle))
 }
 
 /// Hands glibc's free heap pages back to the system every [`TRIM_EVERY`](super::TRIM_EVERY).

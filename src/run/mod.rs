@@ -14,7 +14,6 @@ use tracing::info;
 
 use crate::cli::RunArgs;
 use crate::config::{timely_config, RunConfig};
-use crate::exit;
 use crate::kafka::partition_count;
 use crate::pipeline::metrics::Metrics;
 use crate::pipeline::parse::Malformed;
@@ -150,16 +149,7 @@ fn execute_connected(
         rollups: Arc::new(rollups),
     };
     // Registered before connecting, which can take a while with many partitions.
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        // The first signal stops the sources; a second one exits at once.
-        signal_hook::flag::register_conditional_shutdown(
-            signal,
-            exit::SECOND_SIGNAL,
-            context.control.stop.clone(),
-        )?;
-        signal_hook::flag::register(signal, context.control.stop.clone())?;
-    }
-    let _waker = background::start_signal_waker(context.control.clone())?;
+    let _signals = background::handle_stop_signals(context.control.clone())?;
     let placement = placement(&timely.communication);
     let process = Arc::new(ProcessClients::connect(
         &config, placement, partitions, &resume,
