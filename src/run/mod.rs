@@ -25,11 +25,16 @@ use crate::targets;
 /// ([`crate::pipeline::control::Control::wake_on_change`]); this only bounds a missed wake.
 const PARK_AT_MOST: Duration = Duration::from_secs(1);
 
-/// How often free heap memory is handed back to the system (glibc's `malloc_trim`). Much of
-/// what is free while messages are read is needed again at once (fetch buffers, batches):
-/// trimming it every second cost a backfill over tansu 161 000 page faults instead of
-/// 36 000, 0.2 s of CPU per 1.5 M readings, as the pages were faulted in again.
+/// How often the trimmer looks whether messages are still coming; the first look that finds
+/// none since the one before hands free heap memory back to the system (glibc's
+/// `malloc_trim`, [`background::start_trimmer`]). Much of what is free while messages are
+/// read is needed again at once (fetch buffers, batches): trimming it every second cost a
+/// backfill over tansu 161 000 page faults instead of 36 000, 0.2 s of CPU per 1.5 M
+/// readings, as the pages were faulted in again; every 10 s, 120 000 to 140 000.
 pub const TRIM_EVERY: Duration = Duration::from_secs(10);
+
+/// How often free heap memory is handed back while messages keep coming.
+pub const TRIM_BUSY_EVERY: Duration = Duration::from_secs(300);
 
 /// What a run did, for the caller's summary.
 #[derive(Debug)]
@@ -177,7 +182,7 @@ fn execute_connected(
         context.backlog.clone(),
         config.shutdown_timeout,
     );
-    let trimmer = background::start_trimmer();
+    let trimmer = background::start_trimmer(context.metrics.clone());
     let in_cluster = matches!(
         timely.communication,
         timely::CommunicationConfig::Cluster { .. }
