@@ -25,6 +25,11 @@ use crate::kafka::{
 use crate::pipeline::commit::resume_log::open_reader;
 use crate::targets;
 
+/// How long writing a lease record may take.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest a lease write waits between looks for its delivery report (it waits 1 ms,
+/// then twice as long each time): a broker under load can take a second to answer.
+const DELIVERY_CHECK_AT_MOST: Duration = Duration::from_millis(64);
 /// How often the holder renews its lease.
 const RENEW: Duration = Duration::from_secs(2);
 /// Most events the holder serves between renewals.
@@ -207,13 +212,28 @@ impl Writer {
         self.record.renewed_ms = now_ms();
         self.record.released = released;
         let payload = serde_json::to_vec(&self.record).expect("a lease record serializes");
+        let settled = self.producer.context().settled();
         self.producer
             .send(BaseRecord::to(&self.topic).key(&self.key).payload(&payload))
             .map_err(|(e, _)| e.to_string())?;
-        self.producer
-            .flush(Duration::from_secs(10))
-            .map_err(|e| e.to_string())?;
-        self.producer.context().check()
+        // Waits for the delivery report without a timed poll: rdkafka's timed polls (and its
+        // flush) spin through their last millisecond, a millisecond of CPU per renewal.
+        let deadline = Instant::now() + WRITE_TIMEOUT;
+        let mut pause = Duration::from_millis(1);
+        loop {
+            self.producer.poll(Duration::ZERO);
+            if self.producer.context().settled() > settled {
+                return self.producer.context().check();
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "not written within {}",
+                    humantime::format_duration(WRITE_TIMEOUT)
+                ));
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(DELIVERY_CHECK_AT_MOST);
+        }
     }
 }
 
