@@ -28,10 +28,11 @@ impl Windows {
     }
 }
 
-/// The statistics of an epoch's readings, by key.
+/// The statistics of an epoch's readings, by key. Hashed with foldhash, seeded per process:
+/// SipHash, std's default, took 1.5 % of the CPU of a backfill over tansu (perf).
 #[derive(Default)]
 pub struct Combiner {
-    by_series: HashMap<Arc<str>, Windows>,
+    by_series: HashMap<Arc<str>, Windows, foldhash::fast::RandomState>,
 }
 
 impl Combiner {
