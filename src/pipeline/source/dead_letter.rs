@@ -3,15 +3,16 @@
 
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
-use rdkafka::Message;
 use std::time::Duration;
 
+use super::consumer::Fetched;
 use crate::config::KafkaConfig;
 use crate::kafka::{client_config, client_error, send_waiting, DeliveryTracker, KafkaError};
 use crate::pipeline::parse::Malformed;
 use crate::pipeline::sink::Refusal;
 
-/// A worker's dead-letter producer, shared by its source and its sink's writer thread.
+/// The process's dead-letter producer, shared by its workers' sources and sinks' writer
+/// threads.
 pub struct DeadLetters {
     topic: String,
     source_topic: String,
@@ -44,7 +45,7 @@ impl DeadLetters {
     }
 
     /// Forwards one malformed message.
-    pub fn send(&self, message: &impl Message, reason: Malformed) {
+    pub fn send(&self, message: &Fetched<'_>, reason: Malformed) {
         let partition = message.partition().to_string();
         let offset = message.offset().to_string();
         let headers = OwnedHeaders::new()
@@ -65,7 +66,7 @@ impl DeadLetters {
                 value: Some(reason.as_str()),
             });
         let mut record = BaseRecord::<[u8], [u8]>::to(&self.topic)
-            .payload(message.payload().unwrap_or_default())
+            .payload(message.payload())
             .headers(headers);
         if let Some(key) = message.key() {
             record = record.key(key);

@@ -2,8 +2,8 @@
 //!
 //! It follows timely's custom-source pattern: the capability is kept in an `Option`,
 //! downgraded to the current epoch as wall-clock time passes, dropped when the source is
-//! finished (`--until-end`, or shutdown). It polls its partitions' queues with a zero
-//! timeout and a per-activation budget, so the worker thread never blocks. When it found
+//! finished (`--until-end`, or shutdown). It reads its partitions' queues in batches,
+//! without waiting and within a per-activation budget, so the worker thread never blocks. When it found
 //! nothing it is woken by a queue (librdkafka calls back when it gets a message) or at the
 //! next epoch, not by polling: an idle worker sleeps. While messages keep coming it reads
 //! every [`READ_EVERY`] instead of at each message's call, and it reads before it ends an
@@ -14,10 +14,10 @@
 //! within an epoch, as differential updates `(key, epoch, Stats)`, and one
 //! [`PartitionProgress`] per owned partition at the end of every epoch.
 
+use rdkafka::bindings::rd_kafka_message_t;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::{KafkaError as RdKafkaError, KafkaResult};
-use rdkafka::message::BorrowedMessage;
-use rdkafka::Message;
+use rdkafka::error::KafkaError as RdKafkaError;
+use rdkafka::types::RDKafkaErrorCode;
 use std::ffi::{CStr, CString};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -28,7 +28,7 @@ use timely::dataflow::operators::Capability;
 use timely::dataflow::{Scope, StreamVec};
 
 use super::combine::Combiner;
-use super::consumer::PartitionQueue;
+use super::consumer::{Fetched, PartitionQueue};
 use super::{DeadLetters, KafkaInput, OwnedPartitions, PartitionState};
 use crate::config::RunConfig;
 use crate::kafka::LogContext;
@@ -133,22 +133,26 @@ enum Polled {
 }
 
 impl Reader<'_> {
-    /// Handles one poll result: an accepted reading is folded into every window of every
+    /// Handles one message read: an accepted reading is folded into every window of every
     /// level it falls in, a malformed one is counted and dead-lettered, an end of partition
     /// is recorded. Messages of partitions not in `owned` are not this worker's (none are
     /// expected: each partition's messages go to its own queue).
-    fn handle(&mut self, owned: &mut OwnedPartitions, result: KafkaResult<BorrowedMessage<'_>>) {
+    fn handle(&mut self, owned: &mut OwnedPartitions, message: &Fetched<'_>) {
         let config = self.config;
-        let message = match result {
-            Ok(message) => message,
-            Err(RdKafkaError::PartitionEOF(p)) => {
-                if let Some(state) = owned.get_mut(p) {
+        match message.error() {
+            None => {}
+            Some(RDKafkaErrorCode::PartitionEOF) => {
+                if let Some(state) = owned.get_mut(message.partition()) {
                     state.reached_eof();
                 }
                 return;
             }
-            Err(e) => return self.counters.kafka_error(&e),
-        };
+            Some(code) => {
+                return self
+                    .counters
+                    .kafka_error(&RdKafkaError::MessageConsumption(code))
+            }
+        }
         let Some(state) = owned.get_mut(message.partition()) else {
             return;
         };
@@ -156,8 +160,8 @@ impl Reader<'_> {
             return;
         }
         state.read(message.offset(), self.now);
-        let parsed = Reading::parse(message.payload().unwrap_or_default())
-            .and_then(|r| r.within(message.timestamp().to_millis(), config.max_future_ms));
+        let parsed = Reading::parse(message.payload())
+            .and_then(|r| r.within(message.timestamp_ms(), config.max_future_ms));
         match parsed {
             Ok(reading) => {
                 let newest_before = state.newest_ms;
@@ -192,32 +196,26 @@ impl Reader<'_> {
                 self.counters
                     .malformed(message.partition(), message.offset(), reason);
                 if let Some(dl) = self.dead_letters {
-                    dl.send(&message, reason);
+                    dl.send(message, reason);
                     self.counters.dead_lettered.inc();
                 }
             }
         }
     }
 
-    /// Polls every queue of `owned`, an even share of the budget each so that no partition
-    /// waits for another, and the process consumer's own queue.
+    /// Reads every queue of `owned`, an even share of the budget each so that no partition
+    /// waits for another, and serves the process consumer's own queue.
     fn poll(
         &mut self,
         owned: &mut OwnedPartitions,
         queues: &[PartitionQueue],
         consumer: &BaseConsumer<LogContext>,
+        batch: &mut Vec<*mut rd_kafka_message_t>,
     ) -> Polled {
         let share = (POLL_BUDGET / queues.len().max(1)).max(1);
         let mut polled = Polled::Idle;
         for queue in queues {
-            let mut handled = 0;
-            while handled < share {
-                let Some(result) = queue.poll(Duration::ZERO) else {
-                    break;
-                };
-                handled += 1;
-                self.handle(owned, result);
-            }
+            let handled = queue.read(share, batch, |message| self.handle(owned, message));
             polled = match (polled, handled) {
                 (_, n) if n == share => Polled::More,
                 (Polled::Idle, n) if n > 0 => Polled::Some,
@@ -225,10 +223,16 @@ impl Reader<'_> {
             };
         }
         for _ in 0..EVENTS_PER_ACTIVATION {
-            let Some(result) = consumer.poll(Duration::ZERO) else {
-                break;
-            };
-            self.handle(owned, result);
+            match consumer.poll(Duration::ZERO) {
+                None => break,
+                Some(Ok(message)) => self.handle(owned, &Fetched::of(&message)),
+                Some(Err(RdKafkaError::PartitionEOF(p))) => {
+                    if let Some(state) = owned.get_mut(p) {
+                        state.reached_eof();
+                    }
+                }
+                Some(Err(e)) => self.counters.kafka_error(&e),
+            }
         }
         polled
     }
@@ -326,6 +330,7 @@ pub fn kafka_source<'scope>(
         }
         let mut dead_letters = dead_letters;
         let mut combiner = Combiner::default();
+        let mut batch = Vec::new();
         move |_frontiers| {
             let (Some(u_cap), Some(p_cap)) = (updates_cap.as_mut(), progress_cap.as_mut()) else {
                 return;
@@ -348,12 +353,12 @@ pub fn kafka_source<'scope>(
                     combiner: &mut combiner,
                     sealed_below,
                 };
-                polled = reader.poll(&mut owned, &queues, &consumer);
+                polled = reader.poll(&mut owned, &queues, &consumer, &mut batch);
                 if polled == Polled::Idle {
                     // A message that came between the poll and the arming woke nothing:
                     // look once more.
                     wake.arm(true);
-                    polled = reader.poll(&mut owned, &queues, &consumer);
+                    polled = reader.poll(&mut owned, &queues, &consumer, &mut batch);
                 }
                 reader.counted.add_to(&counters);
                 if combiner.series() >= FOLD_SERIES {
