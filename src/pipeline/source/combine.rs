@@ -36,17 +36,32 @@ pub struct Combiner {
 }
 
 impl Combiner {
-    /// Folds `stats` into the window of `series` starting at `start_ms` at `level`.
-    pub fn add(&mut self, series: &str, level: u8, start_ms: i64, stats: Stats) {
-        match self.by_series.get_mut(series) {
-            Some(windows) => windows.add(level, start_ms, stats),
-            None => {
-                let first = (level, start_ms, stats);
-                let more = Vec::new();
-                self.by_series
-                    .insert(series.into(), Windows { first, more });
+    /// Folds `stats` into each of `series`'s `windows` (level, start ms): one look-up of the
+    /// series for all of a reading's windows and levels.
+    pub fn add(
+        &mut self,
+        series: &str,
+        stats: Stats,
+        windows: impl IntoIterator<Item = (u8, i64)>,
+    ) {
+        if let Some(folded) = self.by_series.get_mut(series) {
+            for (level, start_ms) in windows {
+                folded.add(level, start_ms, stats);
             }
+            return;
         }
+        let mut windows = windows.into_iter();
+        let Some((level, start_ms)) = windows.next() else {
+            return;
+        };
+        let mut folded = Windows {
+            first: (level, start_ms, stats),
+            more: Vec::new(),
+        };
+        for (level, start_ms) in windows {
+            folded.add(level, start_ms, stats);
+        }
+        self.by_series.insert(series.into(), folded);
     }
 
     /// How many series have readings folded.
@@ -87,8 +102,10 @@ mod tests {
             ("b", 0, 0, 7.0),
             ("a", 0, 60, 9.0),
         ] {
-            combiner.add(series, level, start, Stats::of(value));
+            combiner.add(series, Stats::of(value), [(level, start)]);
         }
+        combiner.add("c", Stats::of(11.0), [(0, 0), (0, 60), (1, 0)]);
+        combiner.add("c", Stats::of(13.0), [(0, 60), (1, 0)]);
         let mut out = BTreeMap::new();
         combiner.drain(|key, stats| {
             out.insert(
@@ -101,6 +118,9 @@ mod tests {
             (("a".into(), 0, 60), (1, 9.0)),
             (("a".into(), 1, 0), (1, 5.0)),
             (("b".into(), 0, 0), (1, 7.0)),
+            (("c".into(), 0, 0), (1, 11.0)),
+            (("c".into(), 0, 60), (2, 12.0)),
+            (("c".into(), 1, 0), (2, 12.0)),
         ]
         .into();
         assert_eq!(out, expected);

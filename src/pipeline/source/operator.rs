@@ -185,12 +185,14 @@ impl Reader<'_> {
                 } else {
                     levels.all.len()
                 };
-                for (level, shape) in levels.all[..upto].iter().enumerate() {
-                    for start_ms in shape.windows.starts(reading.ts_ms) {
-                        self.combiner
-                            .add(&reading.series, level as u8, start_ms, stats);
-                    }
-                }
+                let windows = levels.all[..upto]
+                    .iter()
+                    .enumerate()
+                    .flat_map(|(level, shape)| {
+                        let starts = shape.windows.starts(reading.ts_ms);
+                        starts.map(move |start_ms| (level as u8, start_ms))
+                    });
+                self.combiner.add(&reading.series, stats, windows);
             }
             Err(reason) => {
                 self.counters
