@@ -1,6 +1,7 @@
 //! The ceiling: a plain rdkafka consumer with maxq's consumer settings that reads every
 //! partition from its start to the end offset it had at start, optionally parsing each
-//! payload into a [`Reading`]. It runs as a child process of its own (`maxq-bench consume`)
+//! payload into a [`Reading`]. It polls message by message, as rdkafka's API does, or
+//! reads in batches with librdkafka's batch consume, as maxq does. It runs as a child process of its own (`maxq-bench consume`)
 //! so that its CPU time and RSS are measured exactly like the pipeline's.
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -59,23 +60,95 @@ pub fn consume(args: &BenchConsumeArgs) -> anyhow::Result<Consumed> {
     }
     consumer.assign(&assignment)?;
     let mut consumed = Consumed::default();
-    while remaining > 0 {
-        match consumer.poll(Duration::from_millis(100)) {
-            None | Some(Err(RdKafkaError::PartitionEOF(_))) => {}
-            Some(Ok(message)) => {
-                consumed.messages += 1;
-                if args.parse && Reading::parse(message.payload().unwrap_or_default()).is_ok() {
-                    consumed.parsed += 1;
+    if remaining == 0 {
+        return Ok(consumed);
+    }
+    let mut count = |partition: i32, offset: i64, payload: &[u8]| {
+        consumed.messages += 1;
+        if args.parse && Reading::parse(payload).is_ok() {
+            consumed.parsed += 1;
+        }
+        if offset == offsets[partition as usize].2 - 1 {
+            remaining -= 1;
+        }
+        remaining > 0
+    };
+    if args.batch {
+        read_in_batches(&consumer, &args.topic, &mut count)?;
+    } else {
+        loop {
+            match consumer.poll(Duration::from_millis(100)) {
+                None | Some(Err(RdKafkaError::PartitionEOF(_))) => {}
+                Some(Ok(m)) => {
+                    if !count(m.partition(), m.offset(), m.payload().unwrap_or_default()) {
+                        break;
+                    }
                 }
-                let high = offsets[message.partition() as usize].2;
-                if message.offset() == high - 1 {
-                    remaining -= 1;
-                }
+                Some(Err(e)) => anyhow::bail!("reading {:?}: {e}", args.topic),
             }
-            Some(Err(e)) => anyhow::bail!("reading {:?}: {e}", args.topic),
         }
     }
     Ok(consumed)
+}
+
+/// Most messages read in one batch, as maxq's source reads per activation.
+const BATCH: usize = 4096;
+
+/// Hands each message of `consumer`'s queue to `each` (partition, offset, payload), read
+/// in batches, until `each` returns false.
+fn read_in_batches(
+    consumer: &BaseConsumer<LogContext>,
+    topic: &str,
+    each: &mut impl FnMut(i32, i64, &[u8]) -> bool,
+) -> anyhow::Result<()> {
+    use rdkafka::bindings as rdsys;
+    use rdsys::rd_kafka_resp_err_t::{
+        RD_KAFKA_RESP_ERR_NO_ERROR, RD_KAFKA_RESP_ERR__PARTITION_EOF,
+    };
+    // SAFETY: the client pointer is valid while `consumer` lives; the queue handle is
+    // destroyed below, before the consumer.
+    let queue = unsafe { rdsys::rd_kafka_queue_get_consumer(consumer.client().native_ptr()) };
+    anyhow::ensure!(!queue.is_null(), "reading {topic:?}: no consumer queue");
+    let mut batch: Vec<*mut rdsys::rd_kafka_message_t> = Vec::with_capacity(BATCH);
+    let mut outcome = Ok(());
+    let mut going = true;
+    while going && outcome.is_ok() {
+        // SAFETY: librdkafka writes at most BATCH message pointers into the spare capacity
+        // and returns their count.
+        let read =
+            unsafe { rdsys::rd_kafka_consume_batch_queue(queue, 100, batch.as_mut_ptr(), BATCH) };
+        // SAFETY: the first `read` entries were written.
+        unsafe { batch.set_len(usize::try_from(read).unwrap_or(0)) };
+        for raw in batch.drain(..) {
+            // SAFETY: a message librdkafka returned, destroyed once, right after its use.
+            let message = unsafe { &*raw };
+            match message.err {
+                RD_KAFKA_RESP_ERR_NO_ERROR if going && outcome.is_ok() => {
+                    let payload = if message.payload.is_null() {
+                        &[][..]
+                    } else {
+                        // SAFETY: librdkafka's message holds `len` bytes at `payload`.
+                        unsafe {
+                            std::slice::from_raw_parts(message.payload.cast::<u8>(), message.len)
+                        }
+                    };
+                    going = each(message.partition, message.offset, payload);
+                }
+                RD_KAFKA_RESP_ERR_NO_ERROR | RD_KAFKA_RESP_ERR__PARTITION_EOF => {}
+                code => {
+                    outcome = Err(anyhow::anyhow!(
+                        "reading {topic:?}: {}",
+                        rdkafka::types::RDKafkaErrorCode::from(code)
+                    ))
+                }
+            }
+            // SAFETY: as above.
+            unsafe { rdsys::rd_kafka_message_destroy(raw) };
+        }
+    }
+    // SAFETY: the handle from rd_kafka_queue_get_consumer, destroyed once.
+    unsafe { rdsys::rd_kafka_queue_destroy(queue) };
+    outcome
 }
 
 /// Runs `maxq-bench consume` as a child and returns what it read and what it cost.
@@ -85,12 +158,16 @@ pub fn measure(
     brokers: &str,
     topic: &str,
     parse: bool,
+    batch: bool,
 ) -> anyhow::Result<(Consumed, Usage)> {
     let mut args: Vec<String> = ["consume", "--brokers", brokers, "--topic", topic]
         .map(str::to_owned)
         .to_vec();
     if parse {
         args.push("--parse".to_owned());
+    }
+    if batch {
+        args.push("--batch".to_owned());
     }
     let finished = spawn(dir, name, &args)?.wait()?;
     Ok((finished.stdout.trim().parse()?, finished.usage))

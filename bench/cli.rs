@@ -152,4 +152,9 @@ pub struct BenchConsumeArgs {
     /// Also parse every payload into a reading.
     #[arg(long)]
     pub parse: bool,
+
+    /// Read with librdkafka's batch consume, as maxq does, instead of polling message by
+    /// message.
+    #[arg(long)]
+    pub batch: bool,
 }

@@ -394,16 +394,28 @@ fn ceilings(
     in_process: bool,
 ) -> anyhow::Result<Vec<Row>> {
     let mut rows = Vec::new();
-    for (kind, parse) in [(RunKind::Read, false), (RunKind::ReadParse, true)] {
+    for kind in [RunKind::Read, RunKind::ReadParse, RunKind::ReadParseBatch] {
+        let parse = kind != RunKind::Read;
         let name = format!(
             "{}-ceiling-{}",
             broker.label(),
-            if parse { "parse" } else { "read" }
+            match kind {
+                RunKind::Read => "read",
+                RunKind::ReadParse => "parse",
+                _ => "batch-parse",
+            }
         );
         info!(run = name, "plain consumer");
         let cpu_before = child::own_cpu();
-        let (consumed, usage) =
-            ceiling::measure(target.dir, &name, target.brokers, target.topic, parse)?;
+        let batch = kind == RunKind::ReadParseBatch;
+        let (consumed, usage) = ceiling::measure(
+            target.dir,
+            &name,
+            target.brokers,
+            target.topic,
+            parse,
+            batch,
+        )?;
         let mut check = check("messages read", readings, consumed.messages);
         if parse && consumed.parsed != consumed.messages {
             check = (
