@@ -10,8 +10,6 @@
 
 use rdkafka::bindings as rdsys;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::BorrowedMessage;
-use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -22,6 +20,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use timely::scheduling::SyncActivator;
 
+use super::fetched::Fetched;
 use super::{DeadLetters, OwnedPartitions, PartitionState};
 use crate::config::{Connection, RunConfig, StartAt};
 use crate::kafka::{client_error, consumer_config, KafkaError, LogContext, METADATA_TIMEOUT};
@@ -39,8 +38,8 @@ const PREFETCH_LIMITS: [(&str, u64); 2] = [
 /// rdkafka's handle keeps the queue split off the consumer's and calls back when it gets a
 /// message; a second handle of librdkafka's own to the same queue is read with its batch
 /// consume. Polling message by message reads the clock three times a message (librdkafka
-/// twice, rdkafka once), a batch once: over tansu the clock alone was 8 % of a backfill's
-/// CPU, and rdkafka's event handling per message a few more.
+/// twice, rdkafka once), a batch once: over tansu the clock alone was about 8 % of a
+/// backfill's CPU, and rdkafka's event handling per message a few percent more.
 pub struct PartitionQueue {
     batch: NonNull<rdsys::rd_kafka_queue_t>,
     /// Kept, not read: while it lives the queue stays split off and calls back.
@@ -83,69 +82,12 @@ impl PartitionQueue {
         unsafe { buffer.set_len(count) };
         for raw in buffer.drain(..) {
             // SAFETY: a message librdkafka returned, valid until destroyed right after.
-            each(&Fetched {
-                raw: unsafe { &*raw },
-            });
+            each(&Fetched::new(unsafe { &*raw }));
             // SAFETY: each message of the batch is destroyed once, by its reader.
             unsafe { rdsys::rd_kafka_message_destroy(raw) };
         }
         count
     }
-}
-
-/// A message librdkafka fetched, or an error in its place (the partition's end, say).
-pub struct Fetched<'a> {
-    raw: &'a rdsys::rd_kafka_message_t,
-}
-
-impl<'a> Fetched<'a> {
-    /// The message rdkafka polled off a queue.
-    pub fn of(message: &'a BorrowedMessage<'_>) -> Fetched<'a> {
-        // SAFETY: the message is valid while `message` is borrowed.
-        Fetched {
-            raw: unsafe { &*message.ptr() },
-        }
-    }
-
-    /// The error in the message's place, if any.
-    pub fn error(&self) -> Option<RDKafkaErrorCode> {
-        (self.raw.err != rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR)
-            .then(|| self.raw.err.into())
-    }
-
-    /// Its partition.
-    pub fn partition(&self) -> i32 {
-        self.raw.partition
-    }
-
-    /// Its offset.
-    pub fn offset(&self) -> i64 {
-        self.raw.offset
-    }
-
-    /// Its payload, empty if it has none.
-    pub fn payload(&self) -> &'a [u8] {
-        bytes(self.raw.payload, self.raw.len).unwrap_or_default()
-    }
-
-    /// Its key.
-    pub fn key(&self) -> Option<&'a [u8]> {
-        bytes(self.raw.key, self.raw.key_len)
-    }
-
-    /// Its timestamp (Unix ms), if it has one.
-    pub fn timestamp_ms(&self) -> Option<i64> {
-        let mut kind = rdsys::rd_kafka_timestamp_type_t::RD_KAFKA_TIMESTAMP_NOT_AVAILABLE;
-        // SAFETY: the message is valid; the call only reads it and writes `kind`.
-        let ms = unsafe { rdsys::rd_kafka_message_timestamp(self.raw, &mut kind) };
-        (kind != rdsys::rd_kafka_timestamp_type_t::RD_KAFKA_TIMESTAMP_NOT_AVAILABLE).then_some(ms)
-    }
-}
-
-/// The `len` bytes at `data`, which librdkafka keeps alive with the message.
-fn bytes<'a>(data: *mut std::ffi::c_void, len: usize) -> Option<&'a [u8]> {
-    // SAFETY: librdkafka's message holds `len` bytes at a non-null `data`.
-    (!data.is_null()).then(|| unsafe { std::slice::from_raw_parts(data.cast::<u8>(), len) })
 }
 
 /// Where a worker is in the cluster.

@@ -3,6 +3,7 @@
 mod combine;
 mod consumer;
 mod dead_letter;
+mod fetched;
 mod operator;
 mod partition;
 

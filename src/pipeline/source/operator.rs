@@ -28,7 +28,8 @@ use timely::dataflow::operators::Capability;
 use timely::dataflow::{Scope, StreamVec};
 
 use super::combine::Combiner;
-use super::consumer::{Fetched, PartitionQueue};
+use super::consumer::PartitionQueue;
+use super::fetched::Fetched;
 use super::{DeadLetters, KafkaInput, OwnedPartitions, PartitionState};
 use crate::config::RunConfig;
 use crate::kafka::LogContext;
