@@ -212,7 +212,6 @@ impl Writer {
         self.record.renewed_ms = now_ms();
         self.record.released = released;
         let payload = serde_json::to_vec(&self.record).expect("a lease record serializes");
-        let settled = self.producer.context().settled();
         self.producer
             .send(BaseRecord::to(&self.topic).key(&self.key).payload(&payload))
             .map_err(|(e, _)| e.to_string())?;
@@ -222,7 +221,7 @@ impl Writer {
         let mut pause = Duration::from_millis(1);
         loop {
             self.producer.poll(Duration::ZERO);
-            if self.producer.context().settled() > settled {
+            if self.producer.in_flight_count() == 0 {
                 return self.producer.context().check();
             }
             if Instant::now() >= deadline {
