@@ -142,8 +142,8 @@ pub fn keys_run(
         std::thread::sleep(Duration::from_millis(100));
     }
     // A few epochs, so that differential has absorbed the last ones, and a trim of the
-    // memory their merges freed: the trimmer's first look that finds nothing read since the
-    // one before, at most two of its periods after the last reading.
+    // memory their merges freed: the trimmer's looks that find nothing read since the one
+    // before, the first of them at most two of its periods after the last reading.
     std::thread::sleep(2 * maxq::run::TRIM_EVERY + Duration::from_secs(1));
     let live_rss_bytes = child.rss_now().unwrap_or(0);
     let finished = child.stop()?;

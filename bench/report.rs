@@ -245,7 +245,7 @@ impl Results {
         let mut md = String::from("\n### Memory per live key\n\n");
         let _ = writeln!(
             md,
-            "One reading per sensor, all in one window, read by a streaming `maxq run -w 1 --emit final` from the in-process broker with `-X queued.max.messages.kbytes={}`; the window never becomes final, so every key stays live. RSS is taken once the run has counted every reading and {} s more have passed (maxq hands free heap memory back at the first of its looks, every {} s, that finds nothing read since the one before); bytes/key = (RSS − RSS of the {}-key baseline) / (keys − baseline keys).\n",
+            "One reading per sensor, all in one window, read by a streaming `maxq run -w 1 --emit final` from the in-process broker with `-X queued.max.messages.kbytes={}`; the window never becomes final, so every key stays live. RSS is taken once the run has counted every reading and {} s more have passed (maxq hands free heap memory back at each of its looks, every {} s, that finds nothing read since the one before); bytes/key = (RSS − RSS of the {}-key baseline) / (keys − baseline keys).\n",
             super::memory::QUEUE_KIB,
             2 * maxq::run::TRIM_EVERY.as_secs() + 1,
             maxq::run::TRIM_EVERY.as_secs(),

@@ -72,15 +72,17 @@ pub fn handle_stop_signals(control: Arc<Control>) -> std::io::Result<StopSignals
     Ok(StopSignals(handle))
 }
 
-/// Hands glibc's free heap pages back to the system once messages stop coming: at the first
+/// Hands glibc's free heap pages back to the system while messages are not coming: at every
 /// look, every [`TRIM_EVERY`](super::TRIM_EVERY), that finds nothing read since the one
 /// before, and every [`TRIM_BUSY_EVERY`](super::TRIM_BUSY_EVERY) while they keep coming.
 /// Differential's merges free large batches among small allocations that stay live (the
 /// series strings), and glibc keeps such freed memory in its arenas, a large share of the
-/// RSS per live key (`maxq-bench --sections memory` shows it with and without). While
-/// messages are read most of what is free is needed again at once (fetch buffers, batches),
-/// and a trim only has those pages faulted in again. `malloc_trim` returns whole free pages
-/// anywhere in the heap. Other allocators than glibc's have no such call, and need none.
+/// RSS per live key (`maxq-bench --sections memory` shows it with and without); the merges
+/// go on for a while after the last reading, hence a trim at every quiet look, not only the
+/// first. While messages are read most of what is free is needed again at once (fetch
+/// buffers, batches), and a trim only has those pages faulted in again. `malloc_trim`
+/// returns whole free pages anywhere in the heap. Other allocators than glibc's have no such
+/// call, and need none.
 pub fn start_trimmer(metrics: Arc<Metrics>) -> Option<Background> {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
@@ -88,24 +90,14 @@ pub fn start_trimmer(metrics: Arc<Metrics>) -> Option<Background> {
             move || metrics.readings_total() + metrics.late_total() + metrics.malformed_total();
         let mut seen = handled();
         let mut last_trim = Instant::now();
-        let mut trimmed_since_read = false;
         Some(Background::every(super::TRIM_EVERY, move || {
             let read = handled();
             let quiet = read == seen;
             seen = read;
-            if !quiet {
-                trimmed_since_read = false;
-            }
-            let due = if quiet {
-                !trimmed_since_read
-            } else {
-                last_trim.elapsed() >= super::TRIM_BUSY_EVERY
-            };
-            if due {
+            if quiet || last_trim.elapsed() >= super::TRIM_BUSY_EVERY {
                 // SAFETY: malloc_trim only releases memory malloc holds free; thread-safe.
                 unsafe { libc::malloc_trim(0) };
                 last_trim = Instant::now();
-                trimmed_since_read = quiet;
             }
         }))
     }
