@@ -1,8 +1,9 @@
 //! The ceiling: a plain rdkafka consumer with maxq's consumer settings that reads every
 //! partition from its start to the end offset it had at start, optionally parsing each
 //! payload into a [`Reading`]. It polls message by message, as rdkafka's API does, or
-//! reads in batches with librdkafka's batch consume, as maxq does. It runs as a child process of its own (`maxq-bench consume`)
-//! so that its CPU time and RSS are measured exactly like the pipeline's.
+//! reads in batches with librdkafka's batch consume, as maxq does. It runs as a child
+//! process of its own (`maxq-bench consume`) so that its CPU time and RSS are measured
+//! exactly like the pipeline's.
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError as RdKafkaError;
