@@ -14,6 +14,7 @@ use std::time::Duration;
 use super::child::{spawn, Usage};
 use super::preload::{connection, partition_offsets};
 use crate::cli::BenchConsumeArgs;
+use maxq::kafka::fetched::{read_batch, Fetched};
 use maxq::kafka::{consumer_config, LogContext};
 use maxq::pipeline::parse::Reading;
 
@@ -103,49 +104,24 @@ fn read_in_batches(
     each: &mut impl FnMut(i32, i64, &[u8]) -> bool,
 ) -> anyhow::Result<()> {
     use rdkafka::bindings as rdsys;
-    use rdsys::rd_kafka_resp_err_t::{
-        RD_KAFKA_RESP_ERR_NO_ERROR, RD_KAFKA_RESP_ERR__PARTITION_EOF,
-    };
+    use rdkafka::types::RDKafkaErrorCode;
     // SAFETY: the client pointer is valid while `consumer` lives; the queue handle is
     // destroyed below, before the consumer.
     let queue = unsafe { rdsys::rd_kafka_queue_get_consumer(consumer.client().native_ptr()) };
     anyhow::ensure!(!queue.is_null(), "reading {topic:?}: no consumer queue");
-    let mut batch: Vec<*mut rdsys::rd_kafka_message_t> = Vec::with_capacity(BATCH);
+    let mut buffer = Vec::new();
     let mut outcome = Ok(());
     let mut going = true;
     while going && outcome.is_ok() {
-        // SAFETY: librdkafka writes at most BATCH message pointers into the spare capacity
-        // and returns their count.
-        let read =
-            unsafe { rdsys::rd_kafka_consume_batch_queue(queue, 100, batch.as_mut_ptr(), BATCH) };
-        // SAFETY: the first `read` entries were written.
-        unsafe { batch.set_len(usize::try_from(read).unwrap_or(0)) };
-        for raw in batch.drain(..) {
-            // SAFETY: a message librdkafka returned, destroyed once, right after its use.
-            let message = unsafe { &*raw };
-            match message.err {
-                RD_KAFKA_RESP_ERR_NO_ERROR if going && outcome.is_ok() => {
-                    let payload = if message.payload.is_null() {
-                        &[][..]
-                    } else {
-                        // SAFETY: librdkafka's message holds `len` bytes at `payload`.
-                        unsafe {
-                            std::slice::from_raw_parts(message.payload.cast::<u8>(), message.len)
-                        }
-                    };
-                    going = each(message.partition, message.offset, payload);
-                }
-                RD_KAFKA_RESP_ERR_NO_ERROR | RD_KAFKA_RESP_ERR__PARTITION_EOF => {}
-                code => {
-                    outcome = Err(anyhow::anyhow!(
-                        "reading {topic:?}: {}",
-                        rdkafka::types::RDKafkaErrorCode::from(code)
-                    ))
-                }
+        let on_message = |message: &Fetched<'_>| match message.error() {
+            None if going && outcome.is_ok() => {
+                going = each(message.partition(), message.offset(), message.payload())
             }
-            // SAFETY: as above.
-            unsafe { rdsys::rd_kafka_message_destroy(raw) };
-        }
+            None | Some(RDKafkaErrorCode::PartitionEOF) => {}
+            Some(code) => outcome = Err(anyhow::anyhow!("reading {topic:?}: {code}")),
+        };
+        // SAFETY: the queue handle is valid until destroyed below.
+        unsafe { read_batch(queue, 100, BATCH, &mut buffer, on_message) };
     }
     // SAFETY: the handle from rd_kafka_queue_get_consumer, destroyed once.
     unsafe { rdsys::rd_kafka_queue_destroy(queue) };

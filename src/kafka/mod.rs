@@ -16,6 +16,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use tracing::{debug, warn};
 
+pub mod fetched;
+
 use crate::config::{Connection, KafkaConfig};
 use crate::targets;
 

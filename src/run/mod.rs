@@ -27,10 +27,10 @@ const PARK_AT_MOST: Duration = Duration::from_secs(1);
 
 /// How often the trimmer looks whether messages are still coming; each look that finds none
 /// since the one before hands free heap memory back to the system (glibc's `malloc_trim`,
-/// [`background::start_trimmer`]). Much of what is free while messages are
-/// read is needed again at once (fetch buffers, batches): trimming it every second cost a
-/// backfill over tansu 161 000 page faults instead of 36 000, 0.2 s of CPU per 1.5 M
-/// readings, as the pages were faulted in again; every 10 s, 120 000 to 140 000.
+/// [`background::start_trimmer`]). Much of what is free while messages are read is needed
+/// again at once (fetch buffers, batches): trimming it every second cost a backfill over
+/// tansu 161 000 page faults instead of 36 000, 0.2 s of CPU per 1.5 M readings, as the
+/// pages were faulted in again; every 10 s, 120 000 to 140 000.
 pub const TRIM_EVERY: Duration = Duration::from_secs(10);
 
 /// How often free heap memory is handed back while messages keep coming.

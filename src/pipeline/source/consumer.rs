@@ -20,9 +20,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use timely::scheduling::SyncActivator;
 
-use super::fetched::Fetched;
 use super::{DeadLetters, OwnedPartitions, PartitionState};
 use crate::config::{Connection, RunConfig, StartAt};
+use crate::kafka::fetched::{read_batch, Fetched};
 use crate::kafka::{client_error, consumer_config, KafkaError, LogContext, METADATA_TIMEOUT};
 use crate::pipeline::progress::ResumePoint;
 
@@ -37,9 +37,7 @@ const PREFETCH_LIMITS: [(&str, u64); 2] = [
 ///
 /// rdkafka's handle keeps the queue split off the consumer's and calls back when it gets a
 /// message; a second handle of librdkafka's own to the same queue is read with its batch
-/// consume. Polling message by message reads the clock three times a message (librdkafka
-/// twice, rdkafka once), a batch once: over tansu the clock alone was about 8 % of a
-/// backfill's CPU, and rdkafka's event handling per message a few percent more.
+/// consume ([`read_batch`]).
 pub struct PartitionQueue {
     batch: NonNull<rdsys::rd_kafka_queue_t>,
     /// Kept, not read: while it lives the queue stays split off and calls back.
@@ -60,33 +58,15 @@ impl Drop for PartitionQueue {
 
 impl PartitionQueue {
     /// Hands up to `max` of the queue's messages (and errors, such as the partition's end)
-    /// to `each` in order, without waiting; how many there were. `buffer` is scratch space,
-    /// kept by the caller from one read to the next.
+    /// to `each` in order, without waiting; how many there were (see [`read_batch`]).
     pub fn read(
         &self,
         max: usize,
         buffer: &mut Vec<*mut rdsys::rd_kafka_message_t>,
-        mut each: impl FnMut(&Fetched<'_>),
+        each: impl FnMut(&Fetched<'_>),
     ) -> usize {
-        buffer.clear();
-        buffer.reserve(max);
-        // SAFETY: the queue handle is valid while `self` lives; librdkafka writes at most
-        // `max` message pointers into the buffer's spare capacity and returns their count.
-        let count = unsafe {
-            rdsys::rd_kafka_consume_batch_queue(self.batch.as_ptr(), 0, buffer.as_mut_ptr(), max)
-        };
-        let Ok(count) = usize::try_from(count) else {
-            return 0;
-        };
-        // SAFETY: the first `count` entries were written.
-        unsafe { buffer.set_len(count) };
-        for raw in buffer.drain(..) {
-            // SAFETY: a message librdkafka returned, valid until destroyed right after.
-            each(&Fetched::new(unsafe { &*raw }));
-            // SAFETY: each message of the batch is destroyed once, by its reader.
-            unsafe { rdsys::rd_kafka_message_destroy(raw) };
-        }
-        count
+        // SAFETY: the queue handle is valid while `self` lives.
+        unsafe { read_batch(self.batch.as_ptr(), 0, max, buffer, each) }
     }
 }
 

@@ -5,8 +5,8 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 use std::time::Duration;
 
-use super::fetched::Fetched;
 use crate::config::KafkaConfig;
+use crate::kafka::fetched::Fetched;
 use crate::kafka::{client_config, client_error, send_waiting, DeliveryTracker, KafkaError};
 use crate::pipeline::parse::Malformed;
 use crate::pipeline::sink::Refusal;

@@ -3,7 +3,6 @@
 mod combine;
 mod consumer;
 mod dead_letter;
-mod fetched;
 mod operator;
 mod partition;
 

@@ -3,11 +3,11 @@
 //! It follows timely's custom-source pattern: the capability is kept in an `Option`,
 //! downgraded to the current epoch as wall-clock time passes, dropped when the source is
 //! finished (`--until-end`, or shutdown). It reads its partitions' queues in batches,
-//! without waiting and within a per-activation budget, so the worker thread never blocks. When it found
-//! nothing it is woken by a queue (librdkafka calls back when it gets a message) or at the
-//! next epoch, not by polling: an idle worker sleeps. While messages keep coming it reads
-//! every [`READ_EVERY`] instead of at each message's call, and it reads before it ends an
-//! epoch. Each activation also serves the process consumer's own queue, whose events
+//! without waiting and within a per-activation budget, so the worker thread never blocks.
+//! When it found nothing it is woken by a queue (librdkafka calls back when it gets a
+//! message) or at the next epoch, not by polling: an idle worker sleeps. While messages keep
+//! coming it reads every [`READ_EVERY`] instead of at each message's call, and it reads
+//! before it ends an epoch. Each activation also serves the process consumer's own queue, whose events
 //! (errors, commit results) librdkafka hands over only when polled.
 //!
 //! Two outputs: the window updates of accepted readings, at every level and folded per key
@@ -29,9 +29,9 @@ use timely::dataflow::{Scope, StreamVec};
 
 use super::combine::Combiner;
 use super::consumer::PartitionQueue;
-use super::fetched::Fetched;
 use super::{DeadLetters, KafkaInput, OwnedPartitions, PartitionState};
 use crate::config::RunConfig;
+use crate::kafka::fetched::Fetched;
 use crate::kafka::LogContext;
 use crate::key::WindowKey;
 use crate::pipeline::aggregate::Updates;
@@ -140,19 +140,17 @@ impl Reader<'_> {
     /// expected: each partition's messages go to its own queue).
     fn handle(&mut self, owned: &mut OwnedPartitions, message: &Fetched<'_>) {
         let config = self.config;
-        match message.error() {
-            None => {}
-            Some(RDKafkaErrorCode::PartitionEOF) => {
-                if let Some(state) = owned.get_mut(message.partition()) {
-                    state.reached_eof();
-                }
-                return;
-            }
-            Some(code) => {
-                return self
-                    .counters
-                    .kafka_error(&RdKafkaError::MessageConsumption(code))
-            }
+        if let Some(code) = message.error() {
+            // As rdkafka's polling turns a fetched error into a result.
+            return self.failed(
+                owned,
+                match code {
+                    RDKafkaErrorCode::PartitionEOF => {
+                        RdKafkaError::PartitionEOF(message.partition())
+                    }
+                    code => RdKafkaError::MessageConsumption(code),
+                },
+            );
         }
         let Some(state) = owned.get_mut(message.partition()) else {
             return;
@@ -206,6 +204,18 @@ impl Reader<'_> {
         }
     }
 
+    /// Records an error in a message's place: a partition's end, or one to count.
+    fn failed(&mut self, owned: &mut OwnedPartitions, error: RdKafkaError) {
+        match error {
+            RdKafkaError::PartitionEOF(p) => {
+                if let Some(state) = owned.get_mut(p) {
+                    state.reached_eof();
+                }
+            }
+            e => self.counters.kafka_error(&e),
+        }
+    }
+
     /// Reads every queue of `owned`, an even share of the budget each so that no partition
     /// waits for another, and serves the process consumer's own queue.
     fn poll(
@@ -229,12 +239,7 @@ impl Reader<'_> {
             match consumer.poll(Duration::ZERO) {
                 None => break,
                 Some(Ok(message)) => self.handle(owned, &Fetched::of(&message)),
-                Some(Err(RdKafkaError::PartitionEOF(p))) => {
-                    if let Some(state) = owned.get_mut(p) {
-                        state.reached_eof();
-                    }
-                }
-                Some(Err(e)) => self.counters.kafka_error(&e),
+                Some(Err(e)) => self.failed(owned, e),
             }
         }
         polled
