@@ -1,7 +1,10 @@
 //! One set of Kafka clients per process, whatever `-w`: a run with three workers holds as
-//! many connections to the broker as a run with one (issue 16). Counted from the kernel's
-//! view of the process: its sockets (`/proc/<pid>/fd`) that are established TCP
-//! connections to the broker's port (`/proc/<pid>/net/tcp`, `tcp6`).
+//! many connections to the broker as a run with one (issue 16), and as few clients as
+//! librdkafka allows: one consumer and one producer, with the lease, roll-ups and dead
+//! letters all in use. Connections are counted from the kernel's view of the process: its
+//! sockets (`/proc/<pid>/fd`) that are established TCP connections to the broker's port
+//! (`/proc/<pid>/net/tcp`, `tcp6`). Clients are counted by librdkafka's own threads: each
+//! client has one thread it names `rdk:main` (`/proc/<pid>/task/*/comm`).
 
 mod common;
 
@@ -49,9 +52,21 @@ fn connections_to(pid: u32, port: u16) -> usize {
         .count()
 }
 
-/// The most connections to the broker a streaming run with `workers` workers holds once it
-/// has read all of `topic`'s `readings`.
-fn broker_connections_with(workers: &str, topic: &str, readings: u64) -> usize {
+/// How many librdkafka clients process `pid` has: each runs one thread named `rdk:main`.
+fn librdkafka_clients(pid: u32) -> usize {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    tasks
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+        .filter(|name| name.trim_end() == "rdk:main")
+        .count()
+}
+
+/// The most connections to the broker, and the most librdkafka clients, a streaming run
+/// with `workers` workers holds once it has read all of `topic`'s `readings`, with roll-ups
+/// and a dead-letter topic.
+fn broker_connections_with(workers: &str, topic: &str, readings: u64) -> (usize, usize) {
     let db = unique("db");
     influx_create_db(&db);
     let brokers = brokers();
@@ -70,6 +85,10 @@ fn broker_connections_with(workers: &str, topic: &str, readings: u64) -> usize {
             "100ms",
             "--progress-interval",
             "200ms",
+            "--rollups",
+            "1h",
+            "--dead-letter-topic",
+            &format!("{topic}.dead"),
         ])
         .env("RUST_LOG", "info")
         .stderr(Stdio::piped())
@@ -79,20 +98,22 @@ fn broker_connections_with(workers: &str, topic: &str, readings: u64) -> usize {
     wait_until("reading every partition", 30, || {
         watch.readings() == readings
     });
-    let mut most = 0;
+    let (mut connections, mut clients) = (0, 0);
     for _ in 0..10 {
-        most = most.max(connections_to(child.id(), port));
+        connections = connections.max(connections_to(child.id(), port));
+        clients = clients.max(librdkafka_clients(child.id()));
         std::thread::sleep(Duration::from_millis(200));
     }
     let (status, _) = sigterm(&mut child);
     assert!(status.success(), "{status}: {}", watch.log());
-    most
+    (connections, clients)
 }
 
 #[test]
-fn three_workers_hold_as_many_broker_connections_as_one() {
+fn a_process_holds_one_consumer_and_one_producer_whatever_its_workers() {
     let topic = unique("conns");
     create_topic(&topic, 6);
+    create_topic(&format!("{topic}.dead"), 1);
     let messages: Vec<Message> = (0..6)
         .flat_map(|partition| {
             (0..20).map(move |i| {
@@ -109,11 +130,18 @@ fn three_workers_hold_as_many_broker_connections_as_one() {
         .collect();
     produce(&topic, &messages);
     let readings = messages.len() as u64;
-    let one = broker_connections_with("1", &topic, readings);
-    let three = broker_connections_with("3", &topic, readings);
+    let (one, one_clients) = broker_connections_with("1", &topic, readings);
+    let (three, three_clients) = broker_connections_with("3", &topic, readings);
+    eprintln!("connections to the broker: {one} with -w 1, {three} with -w 3");
     assert!(one > 0, "a run holds connections to the broker");
     assert_eq!(
         three, one,
-        "-w 3 holds {three} connections to the broker, -w 1 holds {one}: one consumer, one resume-log producer per process"
+        "-w 3 holds {three} connections to the broker, -w 1 holds {one}: one consumer, one producer per process"
     );
+    for (workers, clients) in [(1, one_clients), (3, three_clients)] {
+        assert_eq!(
+            clients, 2,
+            "-w {workers} with the lease, roll-ups and dead letters runs {clients} librdkafka clients: one consumer and one producer per process"
+        );
+    }
 }

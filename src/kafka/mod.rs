@@ -1,6 +1,6 @@
-//! Kafka client configuration, the checks made once before the dataflow starts, and the
-//! helpers every producer shares: topic creation, delivery tracking, waiting for queue
-//! space.
+//! Kafka client configuration, the checks made once before the dataflow starts, the helpers
+//! every producer shares (topic creation, delivery tracking, waiting for queue space), and
+//! the process's own producer ([`producer`]).
 
 use indicatif::ProgressBar;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -11,12 +11,16 @@ use rdkafka::message::ToBytes;
 use rdkafka::producer::{BaseRecord, DeliveryResult, ProducerContext, ThreadedProducer};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientConfig, ClientContext};
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{
+    AtomicU64,
+    Ordering::{Acquire, Relaxed, Release},
+};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use tracing::{debug, warn};
 
 pub mod fetched;
+pub mod producer;
 
 use crate::config::{Connection, KafkaConfig};
 use crate::targets;
@@ -342,8 +346,10 @@ impl DeliveryTracker {
         self.settle();
     }
 
+    /// Counted after the failure, if any, and read before it: whoever sees a message
+    /// settled sees its failure.
     fn settle(&self) {
-        self.settled.fetch_add(1, Relaxed);
+        self.settled.fetch_add(1, Release);
         if let Some(progress) = &self.progress {
             progress.inc(1);
         }
@@ -356,7 +362,7 @@ impl DeliveryTracker {
 
     /// Messages settled so far.
     pub fn settled(&self) -> u64 {
-        self.settled.load(Relaxed)
+        self.settled.load(Acquire)
     }
 
     /// Messages delivered so far.

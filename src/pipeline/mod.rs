@@ -28,6 +28,7 @@ pub(crate) mod epochs;
 pub mod metrics;
 pub mod progress;
 
+use rdkafka::consumer::BaseConsumer;
 use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -37,7 +38,8 @@ use timely::dataflow::operators::{Concat, Concatenate, ConnectLoop, Feedback, In
 use timely::worker::Worker;
 
 use crate::config::RunConfig;
-use crate::kafka::KafkaError;
+use crate::kafka::producer::SharedProducer;
+use crate::kafka::{KafkaError, LogContext};
 use aggregate::aggregate;
 use commit::resume_log::ResumeLog;
 use commit::{commit, intents, CommitConfig};
@@ -46,13 +48,38 @@ use progress::ResumePoint;
 use rollups::records::Loaded;
 use rollups::writer::{writer, Entry};
 use sink::sink;
-use source::{kafka_source, KafkaInput, ProcessInput};
+use source::{create_consumer, kafka_source, DeadLetters, KafkaInput, ProcessInput};
 
 pub use context::{Context, Tap};
 pub use source::Placement;
 
-/// The process's Kafka clients, shared by its workers: the consumer of every partition
-/// they own, the dead-letter producer and the resume log.
+/// The process's two Kafka clients, created before anything reads or writes: the consumer
+/// (of the partitions its workers own, and of process 0's lease) and the producer (of
+/// everything maxq writes to Kafka: resume points, the roll-ups' changelog, the lease and
+/// dead letters). A librdkafka client either consumes or produces, so this is the fewest.
+pub struct KafkaClients {
+    /// The process's consumer, nothing assigned yet.
+    pub consumer: Arc<BaseConsumer<LogContext>>,
+    /// The process's producer.
+    pub producer: Arc<SharedProducer>,
+}
+
+impl KafkaClients {
+    /// Creates the clients of the process placed at `placement`.
+    pub fn connect(
+        config: &RunConfig,
+        placement: Placement,
+        partitions: usize,
+    ) -> Result<KafkaClients, KafkaError> {
+        Ok(KafkaClients {
+            consumer: create_consumer(config, placement, partitions)?,
+            producer: Arc::new(SharedProducer::connect(&config.kafka.connection)?),
+        })
+    }
+}
+
+/// What the process's workers share of its Kafka clients: the consumer of every partition
+/// they own, the dead letters, the resume log and the roll-ups' changelog.
 pub struct ProcessClients {
     input: ProcessInput,
     resume_log: Arc<ResumeLog>,
@@ -60,21 +87,32 @@ pub struct ProcessClients {
 }
 
 impl ProcessClients {
-    /// Connects the process placed at `placement` (see [`ProcessInput::connect`]).
+    /// Assigns `clients`' consumer the partitions of the process placed at `placement` (see
+    /// [`ProcessInput::connect`]).
     pub fn connect(
         config: &RunConfig,
         placement: Placement,
         partitions: usize,
         resume: &BTreeMap<i32, ResumePoint>,
+        clients: &KafkaClients,
     ) -> Result<ProcessClients, KafkaError> {
+        let kafka = &config.kafka;
+        let producer = &clients.producer;
+        let dead_letters = DeadLetters::new(kafka, producer).map(Arc::new);
         let changelog = config
             .levels
             .rollups()
-            .then(|| ResumeLog::connect_to(&config.kafka, &rollups::topic(&config.kafka)))
-            .transpose()?;
+            .then(|| ResumeLog::in_topic(kafka, &rollups::topic(kafka), producer.clone()));
         Ok(ProcessClients {
-            input: ProcessInput::connect(config, placement, partitions, resume)?,
-            resume_log: Arc::new(ResumeLog::connect(&config.kafka)?),
+            input: ProcessInput::connect(
+                config,
+                placement,
+                partitions,
+                resume,
+                clients.consumer.clone(),
+                dead_letters,
+            )?,
+            resume_log: Arc::new(ResumeLog::new(kafka, producer.clone())),
             changelog: changelog.map(Arc::new),
         })
     }
@@ -83,7 +121,7 @@ impl ProcessClients {
 /// A worker's Kafka clients: its part of the process's consumer, and the process's resume
 /// log.
 pub struct Clients {
-    /// The queues and states of the worker's partitions, and the dead-letter producer.
+    /// The queues and states of the worker's partitions, and the dead letters.
     pub input: KafkaInput,
     /// Where intents and resume points are recorded.
     pub resume_log: Arc<ResumeLog>,

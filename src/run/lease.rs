@@ -9,27 +9,24 @@
 //! Liveness is judged on the reader's own clock, by watching for renewals, so clocks that
 //! disagree between hosts do not matter; a lease renewed long before [`STALE`] is not watched.
 
+use rdkafka::consumer::base_consumer::PartitionQueue;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use rdkafka::Message;
+use rdkafka::{Message, Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
-use std::sync::{mpsc, Mutex};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 use tracing::info;
 
 use crate::config::KafkaConfig;
 use crate::exit;
-use crate::kafka::{
-    client_config, client_error, DeliveryTracker, KafkaError, LogContext, METADATA_TIMEOUT,
-};
-use crate::pipeline::commit::resume_log::open_reader;
+use crate::kafka::producer::{Record as Sent, SharedProducer};
+use crate::kafka::{client_error, DeliveryTracker, KafkaError, LogContext, METADATA_TIMEOUT};
+use crate::pipeline::commit::resume_log::ensure_topic;
+use crate::pipeline::KafkaClients;
 use crate::targets;
 
 /// How long writing a lease record may take.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
-/// The longest a lease write waits between looks for its delivery report (it waits 1 ms,
-/// then twice as long each time): a broker under load can take a second to answer.
-const DELIVERY_CHECK_AT_MOST: Duration = Duration::from_millis(64);
 /// How often the holder renews its lease.
 const RENEW: Duration = Duration::from_secs(2);
 /// Most events the holder serves between renewals.
@@ -124,19 +121,48 @@ fn host_name() -> String {
     }
 }
 
-/// The lease records of one key, read as they arrive.
+/// The lease records of one key, read as they arrive, by the process's consumer on a queue
+/// of their own.
 struct Reader {
-    consumer: BaseConsumer<LogContext>,
+    consumer: Arc<BaseConsumer<LogContext>>,
+    queue: PartitionQueue<LogContext>,
     key: String,
     /// The offset of the next record.
     next: std::cell::Cell<i64>,
 }
 
 impl Reader {
-    fn new(kafka: &KafkaConfig) -> Result<Reader, KafkaError> {
-        let (consumer, low, _) = open_reader(kafka, &topic(kafka), "maxq-lease-reader", "lease")?;
+    /// Adds the lease topic, from its first record, to `consumer`'s assignment.
+    fn new(
+        kafka: &KafkaConfig,
+        consumer: &Arc<BaseConsumer<LogContext>>,
+    ) -> Result<Reader, KafkaError> {
+        let topic = topic(kafka);
+        ensure_topic(kafka, consumer, &topic)?;
+        let context = || format!("reading the lease in {topic} (named after --resume-topic)");
+        let (low, _) = consumer
+            .fetch_watermarks(&topic, 0, METADATA_TIMEOUT)
+            .map_err(client_error(context()))?;
+        // Split before the assignment starts fetching, as the workers' partitions are.
+        let queue =
+            consumer
+                .split_partition_queue(&topic, 0)
+                .ok_or_else(|| KafkaError::Client {
+                    context: context(),
+                    cause: rdkafka::error::KafkaError::ClientCreation(
+                        "librdkafka returned no partition queue".to_owned(),
+                    ),
+                })?;
+        let mut assignment = TopicPartitionList::new();
+        assignment
+            .add_partition_offset(&topic, 0, Offset::Offset(low))
+            .map_err(client_error(context()))?;
+        consumer
+            .incremental_assign(&assignment)
+            .map_err(client_error(context()))?;
         Ok(Reader {
-            consumer,
+            consumer: consumer.clone(),
+            queue,
             key: key(kafka),
             next: std::cell::Cell::new(low),
         })
@@ -153,7 +179,7 @@ impl Reader {
             }
             // Errors (a partition's end, a broker that comes and goes) are librdkafka's to
             // retry; the lease only needs the records.
-            let Some(Ok(message)) = self.consumer.poll(left.min(Duration::from_millis(100))) else {
+            let Some(Ok(message)) = self.queue.poll(left.min(Duration::from_millis(100))) else {
                 continue;
             };
             self.next.set(message.offset() + 1);
@@ -174,7 +200,7 @@ impl Reader {
     fn arrived(&self) -> Vec<Record> {
         let mut records = Vec::new();
         for _ in 0..ARRIVED_AT_MOST {
-            let Some(result) = self.consumer.poll(Duration::ZERO) else {
+            let Some(result) = self.queue.poll(Duration::ZERO) else {
                 break;
             };
             if let Ok(message) = result {
@@ -200,8 +226,9 @@ impl Reader {
     }
 }
 
+/// Writes the lease records, with the process's producer.
 struct Writer {
-    producer: BaseProducer<DeliveryTracker>,
+    producer: Arc<SharedProducer>,
     topic: String,
     key: String,
     record: Record,
@@ -212,34 +239,26 @@ impl Writer {
         self.record.renewed_ms = now_ms();
         self.record.released = released;
         let payload = serde_json::to_vec(&self.record).expect("a lease record serializes");
-        self.producer
-            .send(BaseRecord::to(&self.topic).key(&self.key).payload(&payload))
-            .map_err(|(e, _)| e.to_string())?;
-        // Waits for the delivery report without a timed poll: rdkafka's timed polls (and its
-        // flush) spin through their last millisecond, a millisecond of CPU per renewal.
-        let deadline = Instant::now() + WRITE_TIMEOUT;
-        let mut pause = Duration::from_millis(1);
-        loop {
-            self.producer.poll(Duration::ZERO);
-            if self.producer.in_flight_count() == 0 {
-                return self.producer.context().check();
-            }
-            if Instant::now() >= deadline {
-                return Err(format!(
-                    "not written within {}",
-                    humantime::format_duration(WRITE_TIMEOUT)
-                ));
-            }
-            std::thread::sleep(pause);
-            pause = (pause * 2).min(DELIVERY_CHECK_AT_MOST);
-        }
+        let tracker = Arc::<DeliveryTracker>::default();
+        self.producer.send(
+            Sent::with_opaque_to(&self.topic, tracker.clone())
+                .key(self.key.as_bytes())
+                .payload(&payload),
+        );
+        self.producer.wait(&tracker, 1, WRITE_TIMEOUT)?;
+        tracker.check()
     }
 }
 
 /// Takes the lease for `kafka`'s group and topic, waiting up to [`EXPIRY`] for a holder
-/// that may be gone; refuses when another instance is alive. Held until [`release`].
-pub fn acquire(kafka: &KafkaConfig, processes: usize) -> Result<(), LeaseError> {
-    let reader = Reader::new(kafka)?;
+/// that may be gone; refuses when another instance is alive. Held until [`release`], read
+/// and written by the process's `clients`.
+pub fn acquire(
+    kafka: &KafkaConfig,
+    processes: usize,
+    clients: &KafkaClients,
+) -> Result<(), LeaseError> {
+    let reader = Reader::new(kafka, &clients.consumer)?;
     let mut latest = reader.read_to_end(kafka)?.pop();
     let held = |r: &Record| LeaseError::Held {
         host: r.host.clone(),
@@ -264,18 +283,8 @@ pub fn acquire(kafka: &KafkaConfig, processes: usize) -> Result<(), LeaseError> 
         info!(target: targets::RUN, waited = ?watching.elapsed(), "the previous instance's lease expired; taking it");
     }
     let holder = format!("{}/{}/{}", host_name(), std::process::id(), now_ms());
-    let producer = client_config(
-        &kafka.connection,
-        &[
-            ("acks", "all"),
-            ("linger.ms", "0"),
-            ("message.timeout.ms", "10000"),
-        ],
-    )
-    .create_with_context(DeliveryTracker::default())
-    .map_err(client_error("creating the lease writer"))?;
     let mut writer = Writer {
-        producer,
+        producer: clients.producer.clone(),
         topic: topic(kafka),
         key: key(kafka),
         record: Record {

@@ -18,7 +18,9 @@ use crate::kafka::partition_count;
 use crate::pipeline::metrics::Metrics;
 use crate::pipeline::parse::Malformed;
 use crate::pipeline::sink::{Backlog, Refusal};
-use crate::pipeline::{rollups, Clients, Context, Placement, ProcessClients, Restart, Tap};
+use crate::pipeline::{
+    rollups, Clients, Context, KafkaClients, Placement, ProcessClients, Restart, Tap,
+};
 use crate::targets;
 
 /// Longest a worker sleeps with nothing scheduled. A stop or a fatal error wakes it at once
@@ -63,9 +65,10 @@ pub fn run(args: &RunArgs) -> anyhow::Result<RunSummary> {
     };
     // A wrong --brokers fails now, in a second or so, not after every retry of the lease.
     crate::kafka::check_reachable(&config.kafka.connection)?;
+    let (partitions, clients) = connect_kafka(&config, &timely)?;
     // Process 0 stands for its cluster: one instance per group and topic.
     if process == 0 {
-        lease::acquire(&config.kafka, args.cluster.processes)?;
+        lease::acquire(&config.kafka, args.cluster.processes, &clients)?;
     }
     let connected = Arc::new(AtomicBool::new(false));
     if args.cluster.processes > 1 {
@@ -73,9 +76,22 @@ pub fn run(args: &RunArgs) -> anyhow::Result<RunSummary> {
         cluster::exit_when_a_peer_is_lost();
     }
     let metrics = Arc::new(Metrics::new(process));
-    let summary = execute_connected(config, timely, metrics, None, connected);
+    let summary = execute_connected(
+        config, timely, metrics, None, connected, partitions, clients,
+    );
     lease::release(Duration::from_secs(10));
     summary
+}
+
+/// The partition count of `--topic`, and the process's Kafka clients.
+fn connect_kafka(
+    config: &RunConfig,
+    timely: &timely::Config,
+) -> anyhow::Result<(usize, KafkaClients)> {
+    let partitions = partition_count(&config.kafka)?;
+    let placement = placement(&timely.communication);
+    let clients = KafkaClients::connect(config, placement, partitions)?;
+    Ok((partitions, clients))
 }
 
 /// Runs the pipeline with a checked configuration on the given timely cluster.
@@ -85,7 +101,16 @@ pub fn execute(
     metrics: Arc<Metrics>,
     tap: Option<Tap>,
 ) -> anyhow::Result<RunSummary> {
-    execute_connected(config, timely, metrics, tap, Arc::default())
+    let (partitions, clients) = connect_kafka(&config, &timely)?;
+    execute_connected(
+        config,
+        timely,
+        metrics,
+        tap,
+        Arc::default(),
+        partitions,
+        clients,
+    )
 }
 
 /// Where this process's workers are in the timely cluster.
@@ -114,13 +139,16 @@ fn placement(communication: &timely::CommunicationConfig) -> Placement {
     }
 }
 
-/// [`execute`], setting `connected` once timely has connected the cluster.
+/// [`execute`] with `clients` for `--topic`'s `partitions`, setting `connected` once timely
+/// has connected the cluster.
 fn execute_connected(
     config: RunConfig,
     timely: timely::Config,
     metrics: Arc<Metrics>,
     tap: Option<Tap>,
     connected: Arc<AtomicBool>,
+    partitions: usize,
+    clients: KafkaClients,
 ) -> anyhow::Result<RunSummary> {
     let context = Context {
         metrics,
@@ -131,7 +159,6 @@ fn execute_connected(
     };
     context.metrics.live.watch_backlog(context.backlog.clone());
     crate::pipeline::sink::check_server(&config.sink)?;
-    let partitions = partition_count(&config.kafka)?;
     let resume = Arc::new(crate::pipeline::commit::resume_log::load(&config.kafka)?);
     let evicted_below = resume.values().filter_map(|p| p.evicted_below).max();
     if !resume.is_empty() {
@@ -141,7 +168,12 @@ fn execute_connected(
     let rollups = if config.levels.rollups() {
         let sealed_below = evicted_below.unwrap_or(i64::MIN);
         let reading = Instant::now();
-        let loaded = rollups::load(&config.kafka, &config.levels, sealed_below)?;
+        let loaded = rollups::load(
+            &config.kafka,
+            &config.levels,
+            sealed_below,
+            &clients.producer,
+        )?;
         if !loaded.seeds.is_empty() {
             info!(target: targets::RUN, windows = loaded.seeds.len(), records = loaded.held.len(), seconds = reading.elapsed().as_secs_f64(), "roll-ups seeded from their changelog");
         }
@@ -157,7 +189,7 @@ fn execute_connected(
     let _signals = background::handle_stop_signals(context.control.clone())?;
     let placement = placement(&timely.communication);
     let process = Arc::new(ProcessClients::connect(
-        &config, placement, partitions, &resume,
+        &config, placement, partitions, &resume, &clients,
     )?);
     info!(target: targets::RUN, topic = %config.kafka.topic, partitions, "starting");
     let started = Instant::now();

@@ -6,18 +6,15 @@
 //! keeps it (tansu drops it), so maxq records it beside the group offsets, before them:
 //! the group offset is for lag tooling, the resume log is what a restart trusts.
 
-use rdkafka::bindings as rdsys;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use rdkafka::types::RDKafka;
 use rdkafka::{Message, Offset, TopicPartitionList};
 use std::collections::BTreeMap;
-use std::ffi::c_void;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use timely::scheduling::SyncActivator;
 
 use crate::config::KafkaConfig;
+use crate::kafka::producer::{Record, SharedProducer, MESSAGE_TIMEOUT};
 use crate::kafka::{
     client_config, client_error, create_topic, DeliveryTracker, KafkaError, LogContext,
     METADATA_TIMEOUT,
@@ -29,7 +26,7 @@ fn key_prefix(kafka: &KafkaConfig) -> String {
 }
 
 /// Creates `topic`, one of maxq's own (one partition, compacted), if it does not exist.
-fn ensure_topic(
+pub fn ensure_topic(
     kafka: &KafkaConfig,
     consumer: &BaseConsumer<LogContext>,
     topic: &str,
@@ -68,7 +65,7 @@ fn own_topic(kafka: &KafkaConfig, topic: &str) -> String {
 
 /// A consumer of `topic`, one of maxq's own (created if absent), assigned from its first
 /// offset, with the topic's first and end offsets; `what` names the reader in errors.
-pub fn open_reader(
+fn open_reader(
     kafka: &KafkaConfig,
     topic: &str,
     group_id: &str,
@@ -161,57 +158,18 @@ pub fn read_latest(
     Ok(latest)
 }
 
-/// The process's writer of resume points, shared by its workers' intent and commit
-/// operators (and, on a topic of its own, of the roll-up changelog's records). Its producer is polled by whoever asks about a save (not by a polling thread
-/// of its own, which would wake up all the time: rdkafka's `ThreadedProducer` spins for the
-/// last millisecond of every poll, even on an idle run).
-///
-/// Saves of different workers interleave in one producer. The resume topic has one
-/// partition and one request in flight, so records settle in the order they were sent: a
-/// save has settled once as many records as had been sent with it have. A failure of any
-/// record settled meanwhile counts against every save waiting, which is then tried again:
-/// never a save reported durable that is not.
+/// The writer of resume points (or, on a topic of its own, of the roll-up changelog's
+/// records), shared by the workers' intent and commit operators. It writes through the
+/// process's one producer; each save has a delivery tracker of its own, so it is durable
+/// once its own records are, whatever else the producer carries. A failed save is sent
+/// again by its operator, with what it has then: records of one key land in the order they
+/// were sent (one partition, one request in flight), so the newest sent and delivered wins.
 pub struct ResumeLog {
     kafka: KafkaConfig,
     topic: String,
     prefix: String,
-    current: Mutex<Current>,
-    /// Woken when a producer of this log has reports to serve; declared after `current`
-    /// so that it outlives every producer, whose callback points at it.
-    waiting: Arc<Waiting>,
+    producer: Arc<SharedProducer>,
 }
-
-/// The operators that wait on saves of one [`ResumeLog`].
-#[derive(Default)]
-struct Waiting(Mutex<Vec<SyncActivator>>);
-
-/// librdkafka calls this from a thread of its own, holding the producer's main queue's
-/// lock, when that queue gets an event after being empty: a delivery report has come.
-unsafe extern "C" fn reports_arrived(_client: *mut RDKafka, opaque: *mut c_void) {
-    // SAFETY: `opaque` is the `Waiting` of the log whose producer this is; the log keeps it
-    // alive longer than any of its producers.
-    let waiting = unsafe { &*opaque.cast::<Waiting>() };
-    for operator in waiting
-        .0
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .iter()
-    {
-        let _ = operator.activate();
-    }
-}
-
-/// The producer in use, replaced after a failure.
-struct Current {
-    producer: Arc<BaseProducer<DeliveryTracker>>,
-    /// Records sent by this producer.
-    sent: u64,
-    /// Bumped whenever the producer is replaced.
-    generation: u64,
-}
-
-/// How often [`ResumeLog::save`] checks its save while it waits.
-const CHECK_EVERY: Duration = Duration::from_millis(2);
 
 /// How soon an operator waiting on a save looks again if no delivery report woke it. The
 /// reports wake it ([`ResumeLog::wake_on_reports`]); this only bounds a missed wake. Polling
@@ -219,96 +177,36 @@ const CHECK_EVERY: Duration = Duration::from_millis(2);
 /// to a slow broker were under way.
 pub const CHECK_AT_LEAST_EVERY: Duration = Duration::from_millis(100);
 
-/// How long [`ResumeLog::save`] waits for its records.
-const SAVE_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Events served at most by one [`ResumeLog::outcome`].
-const POLLS_PER_CHECK: usize = 64;
+/// How long [`ResumeLog::save`] waits for its records: as long as librdkafka tries them,
+/// and a little more for the report to be served.
+const SAVE_TIMEOUT: Duration = Duration::from_secs(MESSAGE_TIMEOUT.as_secs() + 5);
 
 /// A save sent and not yet known to be durable.
-#[derive(Debug)]
 pub struct Saving {
-    generation: u64,
-    settled_at: u64,
-    failed_before: u64,
+    tracker: Arc<DeliveryTracker>,
+    records: u64,
 }
 
 impl ResumeLog {
-    /// Connects to `--resume-topic`.
-    pub fn connect(kafka: &KafkaConfig) -> Result<ResumeLog, KafkaError> {
-        Self::connect_to(kafka, &kafka.resume_topic)
+    /// The log in `--resume-topic`, written by `producer`.
+    pub fn new(kafka: &KafkaConfig, producer: Arc<SharedProducer>) -> ResumeLog {
+        Self::in_topic(kafka, &kafka.resume_topic, producer)
     }
 
-    /// Connects to `topic`, one of maxq's own (created by whoever reads it first).
-    pub fn connect_to(kafka: &KafkaConfig, topic: &str) -> Result<ResumeLog, KafkaError> {
-        let waiting = Arc::<Waiting>::default();
-        Ok(ResumeLog {
+    /// The log in `topic`, one of maxq's own (created by whoever reads it first).
+    pub fn in_topic(kafka: &KafkaConfig, topic: &str, producer: Arc<SharedProducer>) -> ResumeLog {
+        ResumeLog {
             kafka: kafka.clone(),
             topic: topic.to_owned(),
             prefix: key_prefix(kafka),
-            current: Mutex::new(Current {
-                producer: Arc::new(Self::producer(kafka, &waiting)?),
-                sent: 0,
-                generation: 0,
-            }),
-            waiting,
-        })
+            producer,
+        }
     }
 
     /// Activates `operator` whenever delivery reports come, so that it can wait for a save
     /// without polling.
     pub fn wake_on_reports(&self, operator: SyncActivator) {
-        self.waiting
-            .0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(operator);
-    }
-
-    fn producer(
-        kafka: &KafkaConfig,
-        waiting: &Arc<Waiting>,
-    ) -> Result<BaseProducer<DeliveryTracker>, KafkaError> {
-        let producer = Self::unwatched_producer(kafka)?;
-        // SAFETY: the client pointer is valid while `producer` lives. The queue handle only
-        // holds a reference to the client's main queue, which keeps the callback after the
-        // handle is destroyed. The opaque `Waiting` outlives the producer: the log owns both
-        // and drops its producers first.
-        unsafe {
-            let queue = rdsys::rd_kafka_queue_get_main(producer.client().native_ptr());
-            rdsys::rd_kafka_queue_cb_event_enable(
-                queue,
-                Some(reports_arrived),
-                Arc::as_ptr(waiting).cast_mut().cast(),
-            );
-            rdsys::rd_kafka_queue_destroy(queue);
-        }
-        Ok(producer)
-    }
-
-    fn unwatched_producer(
-        kafka: &KafkaConfig,
-    ) -> Result<BaseProducer<DeliveryTracker>, KafkaError> {
-        client_config(
-            &kafka.connection,
-            // Ordered without the idempotent producer: one request in flight. A retried
-            // record written twice is harmless (the newest record per key wins, and a
-            // duplicate lands before anything newer). Not idempotent because acquiring a
-            // producer id can stall for seconds (seen with tansu).
-            &[
-                ("enable.idempotence", "false"),
-                ("max.in.flight.requests.per.connection", "1"),
-                ("acks", "all"),
-                ("linger.ms", "0"),
-                ("message.timeout.ms", "30000"),
-            ],
-        )
-        .create_with_context(DeliveryTracker::default())
-        .map_err(client_error("creating the resume-log producer"))
-    }
-
-    fn current(&self) -> MutexGuard<'_, Current> {
-        self.current.lock().unwrap_or_else(PoisonError::into_inner)
+        self.producer.wake_on_reports(operator);
     }
 
     /// Sends `points` without waiting; [`ResumeLog::outcome`] tells when they are durable.
@@ -325,72 +223,35 @@ impl ResumeLog {
         &self,
         records: impl IntoIterator<Item = (String, Option<Vec<u8>>)>,
     ) -> Saving {
-        let mut current = self.current();
-        let producer = current.producer.clone();
-        let failed_before = producer.context().failed();
+        let tracker = Arc::<DeliveryTracker>::default();
+        let mut sent = 0;
         for (key, payload) in records {
             let key = format!("{}{key}", self.prefix);
-            current.sent += 1;
-            let record = BaseRecord::to(&self.topic).key(&key);
+            let record = Record::with_opaque_to(&self.topic, tracker.clone()).key(key.as_bytes());
             let record = match &payload {
-                Some(payload) => record.payload(payload),
+                Some(payload) => record.payload(payload.as_slice()),
                 None => record,
             };
-            if let Err((e, _)) = producer.send(record) {
-                producer.context().unsent(&e);
-            }
+            self.producer.send(record);
+            sent += 1;
         }
-        producer.poll(Duration::ZERO);
+        self.producer.serve();
         Saving {
-            generation: current.generation,
-            settled_at: current.sent,
-            failed_before,
+            tracker,
+            records: sent,
         }
     }
 
-    /// `None` while `saving` is in flight; then whether it is durable. After a failure the
-    /// producer is replaced, so the next save starts clean.
+    /// `None` while `saving` is in flight; then whether it is durable.
     pub fn outcome(&self, saving: &Saving) -> Option<Result<(), String>> {
-        let topic = own_topic(&self.kafka, &self.topic);
-        let mut current = self.current();
-        if saving.generation != current.generation {
-            return Some(Err(format!(
-                "resume log {topic}: the producer was replaced"
-            )));
-        }
-        let context = current.producer.context();
-        // Each poll serves one event (one delivery report holds a request's records), until
-        // one settles nothing: the queue is then empty, in practice, and its next report
-        // wakes the operators again.
-        for _ in 0..POLLS_PER_CHECK {
-            let settled = context.settled();
-            if settled >= saving.settled_at {
-                break;
-            }
-            current.producer.poll(Duration::ZERO);
-            if context.settled() == settled {
-                break;
-            }
-        }
-        if context.settled() < saving.settled_at {
+        self.producer.serve();
+        if saving.tracker.settled() < saving.records {
             return None;
         }
-        if context.failed() == saving.failed_before {
-            return Some(Ok(()));
-        }
-        let Err(e) = context.check() else {
-            return Some(Ok(()));
-        };
-        let old = self.replace(&mut current);
-        // The old producer flushes for a while as it goes: not while the others wait.
-        drop(current);
-        drop(old);
-        Some(Err(format!("resume log {topic}: {e}")))
+        Some(saving.tracker.check().map_err(|e| self.failed(e)))
     }
 
-    /// Records `points` and waits until they are durable. Only [`ResumeLog::outcome`]
-    /// polls, under the lock, so no other worker's poll can take this save's delivery
-    /// report while its failures are being counted.
+    /// Records `points` and waits until they are durable.
     pub fn save(&self, points: &BTreeMap<i32, ResumePoint>) -> Result<(), String> {
         self.wait(self.send(points))
     }
@@ -405,29 +266,16 @@ impl ResumeLog {
     }
 
     fn wait(&self, saving: Saving) -> Result<(), String> {
-        let deadline = Instant::now() + SAVE_TIMEOUT;
-        while Instant::now() < deadline {
-            if let Some(outcome) = self.outcome(&saving) {
-                return outcome;
-            }
-            std::thread::sleep(CHECK_EVERY);
-        }
-        let mut current = self.current();
-        let old = (current.generation == saving.generation).then(|| self.replace(&mut current));
-        drop(current);
-        drop(old);
-        Err(format!(
-            "resume log {}: not written within {}",
-            own_topic(&self.kafka, &self.topic),
-            humantime::format_duration(SAVE_TIMEOUT)
-        ))
+        self.producer
+            .wait(&saving.tracker, saving.records, SAVE_TIMEOUT)
+            .and_then(|()| saving.tracker.check())
+            .map_err(|e| self.failed(e))
     }
 
-    /// Starts a fresh producer; returns the old one, to be dropped once the lock is let go.
-    fn replace(&self, current: &mut Current) -> Option<Arc<BaseProducer<DeliveryTracker>>> {
-        let fresh = Self::producer(&self.kafka, &self.waiting).ok()?;
-        current.sent = 0;
-        current.generation += 1;
-        Some(std::mem::replace(&mut current.producer, Arc::new(fresh)))
+    fn failed(&self, error: String) -> String {
+        format!(
+            "resume log {}: {error}",
+            own_topic(&self.kafka, &self.topic)
+        )
     }
 }

@@ -12,7 +12,10 @@
 pub mod records;
 pub mod writer;
 
+use std::sync::Arc;
+
 use crate::config::{KafkaConfig, Levels};
+use crate::kafka::producer::SharedProducer;
 use crate::pipeline::commit::resume_log::{read_latest, ResumeLog};
 use records::Loaded;
 
@@ -23,17 +26,18 @@ pub fn topic(kafka: &KafkaConfig) -> String {
 
 /// Reads the changelog of `--group` for `--topic` and makes what a restart resuming after
 /// base windows ending at or before `sealed_below` needs of it; records no restart needs
-/// are deleted.
+/// are deleted, by `producer`.
 pub fn load(
     kafka: &KafkaConfig,
     levels: &Levels,
     sealed_below: i64,
+    producer: &Arc<SharedProducer>,
 ) -> Result<Loaded, anyhow::Error> {
     let topic = topic(kafka);
     let records = read_latest(kafka, &topic, "maxq-rollups-reader", "roll-up changelog")?;
     let loaded = records::load(levels, records, sealed_below)?;
     if !loaded.obsolete.is_empty() {
-        let log = ResumeLog::connect_to(kafka, &topic)?;
+        let log = ResumeLog::in_topic(kafka, &topic, producer.clone());
         let tombstones = loaded.obsolete.iter().map(|k| (k.clone(), None));
         if let Err(e) = log.save_records(tombstones) {
             tracing::warn!(target: crate::targets::COMMIT, "{e}; the next restart deletes them");

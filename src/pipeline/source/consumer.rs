@@ -7,6 +7,7 @@
 //! fetching, so a message only ever reaches the worker that owns its partition. A worker
 //! reads its partitions' queues in batches and is woken when one of them gets a message; the
 //! consumer's own queue (errors, commit results) is served by the workers' sources too.
+//! Process 0 reads its lease through the same consumer, on a queue of its own.
 
 use rdkafka::bindings as rdsys;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -141,36 +142,55 @@ pub struct KafkaInput {
     pub queues: Rc<Vec<PartitionQueue>>,
     /// The partitions this worker owns.
     pub partitions: Rc<RefCell<OwnedPartitions>>,
-    /// The process's dead-letter producer, shared with the commit operator and the sink.
+    /// The process's dead letters, shared with the commit operator and the sink.
     pub dead_letters: Option<Arc<DeadLetters>>,
     /// Activates the source when one of the worker's queues gets a message.
     pub wake: Arc<Wake>,
 }
 
+/// The partitions each local worker of the process placed at `placement` owns, by local
+/// index: partition `p` belongs to global worker `p % peers`.
+fn owners(placement: Placement, partitions: usize) -> Vec<Vec<i32>> {
+    (0..placement.workers)
+        .map(|local| {
+            let index = placement.process * placement.workers + local;
+            OwnedPartitions::ids(index, placement.peers, partitions)
+        })
+        .collect()
+}
+
+/// Creates the process's consumer, nothing assigned yet, with the prefetch limits shared
+/// among the queues of the partitions its workers will own.
+pub fn create_consumer(
+    config: &RunConfig,
+    placement: Placement,
+    partitions: usize,
+) -> Result<Arc<BaseConsumer<LogContext>>, KafkaError> {
+    let kafka = &config.kafka;
+    let queues = owners(placement, partitions).iter().map(Vec::len).sum();
+    let mut settings = consumer_config(&kafka.connection, &kafka.group);
+    share_prefetch(&mut settings, &kafka.connection, queues);
+    Ok(Arc::new(
+        settings
+            .create_with_context(LogContext)
+            .map_err(client_error("creating the consumer"))?,
+    ))
+}
+
 impl ProcessInput {
-    /// Creates the process's consumer and assigns it the partitions of its workers, each
-    /// from its resume point, else the group's committed offset, else `--start`.
+    /// Adds the partitions of the process's workers to `consumer`'s assignment, each from
+    /// its resume point, else the group's committed offset, else `--start`.
     pub fn connect(
         config: &RunConfig,
         placement: Placement,
         partitions: usize,
         resume: &BTreeMap<i32, ResumePoint>,
+        consumer: Arc<BaseConsumer<LogContext>>,
+        dead_letters: Option<Arc<DeadLetters>>,
     ) -> Result<Self, KafkaError> {
         let kafka = &config.kafka;
-        let owners: Vec<Vec<i32>> = (0..placement.workers)
-            .map(|local| {
-                let index = placement.process * placement.workers + local;
-                OwnedPartitions::ids(index, placement.peers, partitions)
-            })
-            .collect();
+        let owners = owners(placement, partitions);
         let ids: Vec<i32> = owners.iter().flatten().copied().collect();
-        let mut settings = consumer_config(&kafka.connection, &kafka.group);
-        share_prefetch(&mut settings, &kafka.connection, ids.len());
-        let consumer: Arc<BaseConsumer<LogContext>> = Arc::new(
-            settings
-                .create_with_context(LogContext)
-                .map_err(client_error("creating the consumer"))?,
-        );
         let mut wanted = TopicPartitionList::new();
         for p in &ids {
             wanted.add_partition(&kafka.topic, *p);
@@ -248,12 +268,13 @@ impl ProcessInput {
             }
             parts.push(Some(part));
         }
+        // Added to what the consumer has (process 0's lease): assigning anew would drop it.
         consumer
-            .assign(&assignment)
+            .incremental_assign(&assignment)
             .map_err(client_error("assigning partitions"))?;
         Ok(ProcessInput {
             consumer,
-            dead_letters: DeadLetters::connect(kafka)?.map(Arc::new),
+            dead_letters,
             parts: Mutex::new(parts),
         })
     }

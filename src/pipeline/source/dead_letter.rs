@@ -2,46 +2,43 @@
 //! points InfluxDB refused, with its answer.
 
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::KafkaConfig;
 use crate::kafka::fetched::Fetched;
-use crate::kafka::{client_config, client_error, send_waiting, DeliveryTracker, KafkaError};
+use crate::kafka::producer::{Record, SharedProducer, MESSAGE_TIMEOUT};
+use crate::kafka::DeliveryTracker;
 use crate::pipeline::parse::Malformed;
 use crate::pipeline::sink::Refusal;
 
-/// The process's dead-letter producer, shared by its workers' sources and sinks' writer
-/// threads.
+/// The process's dead letters, shared by its workers' sources and sinks' writer threads,
+/// written by the process's producer.
 pub struct DeadLetters {
     topic: String,
     source_topic: String,
-    producer: ThreadedProducer<DeliveryTracker>,
+    producer: Arc<SharedProducer>,
+    /// The deliveries of every dead letter sent.
+    tracker: Arc<DeliveryTracker>,
+    sent: AtomicU64,
 }
 
+/// How long [`DeadLetters::flush`] waits: as long as librdkafka tries a record, and a little
+/// more for the report to be served.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(MESSAGE_TIMEOUT.as_secs() + 5);
+
 impl DeadLetters {
-    /// A producer for `--dead-letter-topic`, if set.
-    pub fn connect(kafka: &KafkaConfig) -> Result<Option<DeadLetters>, KafkaError> {
-        let Some(topic) = &kafka.dead_letter_topic else {
-            return Ok(None);
-        };
-        let producer = client_config(
-            &kafka.connection,
-            &[
-                ("enable.idempotence", "true"),
-                ("acks", "all"),
-                ("message.timeout.ms", "30000"),
-                // A malformed message can be as large as the broker allowed it to be.
-                ("message.max.bytes", "16777216"),
-            ],
-        )
-        .create_with_context(DeliveryTracker::default())
-        .map_err(client_error("creating the dead-letter producer"))?;
-        Ok(Some(DeadLetters {
+    /// Dead letters for `--dead-letter-topic`, if set, written by `producer`.
+    pub fn new(kafka: &KafkaConfig, producer: &Arc<SharedProducer>) -> Option<DeadLetters> {
+        let topic = kafka.dead_letter_topic.as_ref()?;
+        Some(DeadLetters {
             topic: topic.clone(),
             source_topic: kafka.topic.clone(),
-            producer,
-        }))
+            producer: producer.clone(),
+            tracker: Arc::default(),
+            sent: AtomicU64::new(0),
+        })
     }
 
     /// Forwards one malformed message.
@@ -65,7 +62,7 @@ impl DeadLetters {
                 key: "maxq.reason",
                 value: Some(reason.as_str()),
             });
-        let mut record = BaseRecord::<[u8], [u8]>::to(&self.topic)
+        let mut record = Record::with_opaque_to(&self.topic, self.tracker.clone())
             .payload(message.payload())
             .headers(headers);
         if let Some(key) = message.key() {
@@ -87,26 +84,25 @@ impl DeadLetters {
                 key: "maxq.influx_error",
                 value: Some(answer),
             });
-        let record = BaseRecord::<[u8], [u8]>::to(&self.topic)
+        let record = Record::with_opaque_to(&self.topic, self.tracker.clone())
             .payload(line.trim_end().as_bytes())
             .headers(headers);
         self.enqueue(record);
     }
 
     /// Queues a record, waiting for queue space; one that cannot be queued counts as failed.
-    fn enqueue(&self, record: BaseRecord<'_, [u8], [u8]>) {
-        if let Err(e) = send_waiting(&self.producer, record) {
-            self.producer.context().unsent(&e);
-        }
+    fn enqueue(&self, record: Record<'_>) {
+        self.sent.fetch_add(1, Relaxed);
+        self.producer.send(record);
     }
 
     /// Waits until everything sent is delivered; an error if anything was not, since the
     /// offsets of undelivered messages must not be committed.
     pub fn flush(&self) -> Result<(), String> {
         self.producer
-            .flush(Duration::from_secs(30))
+            .wait(&self.tracker, self.sent.load(Relaxed), FLUSH_TIMEOUT)
             .map_err(|e| format!("dead-letter topic {}: flush failed: {e}", self.topic))?;
-        self.producer.context().check().map_err(|e| {
+        self.tracker.check().map_err(|e| {
             format!(
                 "dead-letter topic {}: {e}; check that --dead-letter-topic exists and is writable",
                 self.topic

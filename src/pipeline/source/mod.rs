@@ -6,7 +6,7 @@ mod dead_letter;
 mod operator;
 mod partition;
 
-pub use consumer::{KafkaInput, Placement, ProcessInput};
+pub use consumer::{create_consumer, KafkaInput, Placement, ProcessInput};
 pub use dead_letter::DeadLetters;
 pub use operator::kafka_source;
 pub use partition::{OwnedPartitions, PartitionState};
