@@ -1,6 +1,7 @@
 //! One instance per group and topic: a second `maxq run` that is not part of the first's
 //! cluster is refused with a clear message instead of doubling the work, a clean exit
-//! frees the lease at once, and a crashed instance's lease expires.
+//! frees the lease at once, a crashed instance's lease expires, and a holder that was cut
+//! off while another instance took its lease exits when it comes back.
 
 mod common;
 
@@ -84,4 +85,80 @@ fn a_crashed_instances_lease_expires_and_the_next_takes_it() {
     let stderr = String::from_utf8_lossy(&next.stderr);
     assert!(next.status.success(), "{stderr}");
     assert!(stderr.contains("lease expired"), "{stderr}");
+}
+
+/// A child killed when dropped, so that a failed assertion leaves nothing running (SIGKILL
+/// ends a stopped process too).
+struct Reaped(Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        if self.0.try_wait().ok().flatten().is_none() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// Sends `signal` (e.g. `-STOP`) to `child`.
+fn signal(child: &Child, signal: &str) {
+    let status = Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn a_holder_that_comes_back_after_its_lease_was_taken_exits() {
+    let (topic, group, db) = setup("lease-taken");
+    let mut first = Reaped(start(&streaming(&topic, &group, &db)));
+    wait_until("points from the first instance", 60, || {
+        !influx_points(&db, "telemetry_1m").is_empty()
+    });
+    // Frozen, it renews nothing: the second takes the lease once it expires.
+    signal(&first.0, "-STOP");
+    let mut second = Reaped(start(&streaming(&topic, &group, &db)));
+    let stderr = second.0.stderr.take().unwrap();
+    let taken = std::thread::spawn(move || {
+        use std::io::BufRead;
+        let mut lines = std::io::BufReader::new(stderr).lines();
+        let mut seen = Vec::new();
+        for line in lines.by_ref() {
+            let line = line.unwrap();
+            let started = line.contains("starting");
+            seen.push(line);
+            if started {
+                break;
+            }
+        }
+        (seen, lines)
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !taken.is_finished() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        taken.is_finished(),
+        "the second instance did not start within 60 s"
+    );
+    let (seen, _rest) = taken.join().unwrap();
+    assert!(seen.iter().any(|l| l.contains("lease expired")), "{seen:?}");
+    signal(&first.0, "-CONT");
+    let back = Instant::now();
+    wait_until("the first instance to exit", 15, || {
+        first.0.try_wait().unwrap().is_some()
+    });
+    let status = first.0.wait().unwrap();
+    let mut first_stderr = String::new();
+    std::io::Read::read_to_string(&mut first.0.stderr.take().unwrap(), &mut first_stderr).unwrap();
+    assert!(!status.success(), "{status}: {first_stderr}");
+    assert!(
+        first_stderr.contains("took the lease"),
+        "exited {:?} after coming back: {first_stderr}",
+        back.elapsed()
+    );
+    assert!(second.0.try_wait().unwrap().is_none(), "the holder goes on");
+    let (status, _) = sigterm(&mut second.0);
+    assert!(status.success(), "{status}");
 }
