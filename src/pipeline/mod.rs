@@ -54,9 +54,10 @@ pub use context::{Context, Tap};
 pub use source::Placement;
 
 /// The process's two Kafka clients, created before anything reads or writes: the consumer
-/// (of the partitions its workers own, and of process 0's lease) and the producer (of
-/// everything maxq writes to Kafka: resume points, the roll-ups' changelog, the lease and
-/// dead letters). A librdkafka client either consumes or produces, so this is the fewest.
+/// of the partitions its workers own and the producer of everything maxq writes to Kafka
+/// (resume points, the roll-ups' changelog, the lease and dead letters). A librdkafka
+/// client either consumes or produces, so this is the fewest; process 0 also reads its
+/// lease with a consumer of its own (see `run::lease`).
 pub struct KafkaClients {
     /// The process's consumer, nothing assigned yet.
     pub consumer: Arc<BaseConsumer<LogContext>>,

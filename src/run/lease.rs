@@ -9,28 +9,26 @@
 //! Liveness is judged on the reader's own clock, by watching for renewals, so clocks that
 //! disagree between hosts do not matter; a lease renewed long before [`STALE`] is not watched.
 
-use rdkafka::consumer::base_consumer::PartitionQueue;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{Message, Offset, TopicPartitionList};
+use rdkafka::Message;
 use serde::{Deserialize, Serialize};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
-use tracing::{debug, info};
+use tracing::info;
 
 use crate::config::KafkaConfig;
 use crate::exit;
 use crate::kafka::producer::{Record as Sent, SharedProducer};
 use crate::kafka::{client_error, DeliveryTracker, KafkaError, LogContext, METADATA_TIMEOUT};
-use crate::pipeline::commit::resume_log::ensure_topic;
-use crate::pipeline::KafkaClients;
+use crate::pipeline::commit::resume_log::open_reader;
 use crate::targets;
 
 /// How long writing a lease record may take.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the holder renews its lease.
 const RENEW: Duration = Duration::from_secs(2);
-/// How long the holder reads records another instance wrote, before it renews again.
-const ARRIVED_WITHIN: Duration = Duration::from_secs(1);
+/// Most events the holder serves between renewals.
+const ARRIVED_AT_MOST: usize = 1024;
 /// A holder that renewed nothing for this long, as the reader watched, is gone.
 pub const EXPIRY: Duration = Duration::from_secs(10);
 /// A lease last renewed this long ago by its holder's clock is gone without watching:
@@ -121,56 +119,27 @@ fn host_name() -> String {
     }
 }
 
-/// The lease records of one key, read by the process's consumer on a queue of their own.
+/// The lease records of one key, read as they arrive, by a consumer of their own.
 ///
-/// Once the lease is held, its partition is paused: a fetch of a partition at its end is
-/// held by the broker for up to `fetch.wait.max.ms` (500 ms), and while all of the workers'
-/// partitions have their queues full, the lease's would be the only one fetched, stalling
-/// them (in-process, 1.5 M readings took 6.5 s instead of 2.3). The holder accounts for its
-/// own renewals by the offsets they were written at and fetches only when the end offset
-/// says another instance wrote.
+/// Not the process's consumer: while the lease's partition is at its end, a fetch of it is
+/// held by the broker for up to `fetch.wait.max.ms`, and whenever the workers' partitions
+/// have their queues full it is the only one fetched, stalling them (in-process, 1.5 M
+/// readings took 6.5 s with `-w 2` instead of 2.3). Nor can the holder leave it paused and
+/// look at its end offset instead: over tansu those look-ups, on the process consumer,
+/// timed out at every renewal, and the workers read 1.5 M readings in 159 s instead of 59,
+/// or not at all.
 struct Reader {
-    consumer: Arc<BaseConsumer<LogContext>>,
-    queue: PartitionQueue<LogContext>,
-    topic: String,
+    consumer: BaseConsumer<LogContext>,
     key: String,
-    /// Every record before this offset has been read, or is one of this holder's.
+    /// The offset of the next record.
     next: std::cell::Cell<i64>,
 }
 
 impl Reader {
-    /// Adds the lease topic, from its first record, to `consumer`'s assignment.
-    fn new(
-        kafka: &KafkaConfig,
-        consumer: &Arc<BaseConsumer<LogContext>>,
-    ) -> Result<Reader, KafkaError> {
-        let topic = topic(kafka);
-        ensure_topic(kafka, consumer, &topic)?;
-        let context = || format!("reading the lease in {topic} (named after --resume-topic)");
-        let (low, _) = consumer
-            .fetch_watermarks(&topic, 0, METADATA_TIMEOUT)
-            .map_err(client_error(context()))?;
-        // Split before the assignment starts fetching, as the workers' partitions are.
-        let queue =
-            consumer
-                .split_partition_queue(&topic, 0)
-                .ok_or_else(|| KafkaError::Client {
-                    context: context(),
-                    cause: rdkafka::error::KafkaError::ClientCreation(
-                        "librdkafka returned no partition queue".to_owned(),
-                    ),
-                })?;
-        let mut assignment = TopicPartitionList::new();
-        assignment
-            .add_partition_offset(&topic, 0, Offset::Offset(low))
-            .map_err(client_error(context()))?;
-        consumer
-            .incremental_assign(&assignment)
-            .map_err(client_error(context()))?;
+    fn new(kafka: &KafkaConfig) -> Result<Reader, KafkaError> {
+        let (consumer, low, _) = open_reader(kafka, &topic(kafka), "maxq-lease-reader", "lease")?;
         Ok(Reader {
-            consumer: consumer.clone(),
-            queue,
-            topic,
+            consumer,
             key: key(kafka),
             next: std::cell::Cell::new(low),
         })
@@ -187,10 +156,10 @@ impl Reader {
             }
             // Errors (a partition's end, a broker that comes and goes) are librdkafka's to
             // retry; the lease only needs the records.
-            let Some(Ok(message)) = self.queue.poll(left.min(Duration::from_millis(100))) else {
+            let Some(Ok(message)) = self.consumer.poll(left.min(Duration::from_millis(100))) else {
                 continue;
             };
-            self.next.set(self.next.get().max(message.offset() + 1));
+            self.next.set(message.offset() + 1);
             records.extend(self.record(&message));
         }
     }
@@ -203,64 +172,34 @@ impl Reader {
             .and_then(|p| serde_json::from_slice(p).ok())
     }
 
-    /// The topic's end offset now.
-    fn end(&self) -> Result<i64, KafkaError> {
-        let (_, high) = self
-            .consumer
-            .fetch_watermarks(&self.topic, 0, METADATA_TIMEOUT)
-            .map_err(client_error("reading the lease"))?;
-        Ok(high)
-    }
-
-    /// The records before offset `end`, read within `within`.
-    fn read_to(&self, end: i64, within: Duration) -> Vec<Record> {
-        let deadline = Instant::now() + within;
+    /// The lease records that have arrived, without waiting (at most a renewal's worth of
+    /// events, should errors keep coming).
+    fn arrived(&self) -> Vec<Record> {
         let mut records = Vec::new();
-        while self.next.get() < end && Instant::now() < deadline {
-            records.extend(self.poll(Duration::from_millis(100)));
+        for _ in 0..ARRIVED_AT_MOST {
+            let Some(result) = self.consumer.poll(Duration::ZERO) else {
+                break;
+            };
+            if let Ok(message) = result {
+                self.next.set(message.offset() + 1);
+                records.extend(self.record(&message));
+            }
         }
         records
     }
 
     /// Every record up to the end offset the topic has now.
-    fn read_to_end(&self) -> Result<Vec<Record>, KafkaError> {
-        Ok(self.read_to(self.end()?, Duration::from_secs(30)))
-    }
-
-    /// Stops or restarts fetching the lease's partition.
-    fn fetch(&self, fetching: bool) {
-        let mut partition = TopicPartitionList::new();
-        partition.add_partition(&self.topic, 0);
-        let done = if fetching {
-            self.consumer.resume(&partition)
-        } else {
-            self.consumer.pause(&partition)
-        };
-        if let Err(e) = done {
-            debug!(target: targets::RUN, fetching, "pausing or resuming the lease's partition: {e}");
+    fn read_to_end(&self, kafka: &KafkaConfig) -> Result<Vec<Record>, KafkaError> {
+        let (_, high) = self
+            .consumer
+            .fetch_watermarks(&topic(kafka), 0, METADATA_TIMEOUT)
+            .map_err(client_error("reading the lease"))?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut records = Vec::new();
+        while self.next.get() < high && Instant::now() < deadline {
+            records.extend(self.poll(Duration::from_millis(100)));
         }
-    }
-
-    /// This holder's own record was written at `offset`.
-    fn wrote(&self, offset: i64) {
-        if offset == self.next.get() {
-            self.next.set(offset + 1);
-        }
-    }
-
-    /// The records written since the last look that this holder did not account for
-    /// (fetched only if there are any); none if the end offset cannot be read now.
-    fn arrived(&self) -> Vec<Record> {
-        let Ok(end) = self.end() else {
-            return Vec::new();
-        };
-        if end <= self.next.get() {
-            return Vec::new();
-        }
-        self.fetch(true);
-        let records = self.read_to(end, ARRIVED_WITHIN);
-        self.fetch(false);
-        records
+        Ok(records)
     }
 }
 
@@ -273,8 +212,7 @@ struct Writer {
 }
 
 impl Writer {
-    /// Writes the record; the offset it was written at.
-    fn write(&mut self, released: bool) -> Result<i64, String> {
+    fn write(&mut self, released: bool) -> Result<(), String> {
         self.record.renewed_ms = now_ms();
         self.record.released = released;
         let payload = serde_json::to_vec(&self.record).expect("a lease record serializes");
@@ -285,23 +223,20 @@ impl Writer {
                 .payload(&payload),
         );
         self.producer.wait(&tracker, 1, WRITE_TIMEOUT)?;
-        tracker.check()?;
-        tracker
-            .last_offset()
-            .ok_or_else(|| "written at no offset".to_owned())
+        tracker.check()
     }
 }
 
 /// Takes the lease for `kafka`'s group and topic, waiting up to [`EXPIRY`] for a holder
-/// that may be gone; refuses when another instance is alive. Held until [`release`], read
-/// and written by the process's `clients`.
+/// that may be gone; refuses when another instance is alive. Held until [`release`], written
+/// by the process's `producer`.
 pub fn acquire(
     kafka: &KafkaConfig,
     processes: usize,
-    clients: &KafkaClients,
+    producer: &Arc<SharedProducer>,
 ) -> Result<(), LeaseError> {
-    let reader = Reader::new(kafka, &clients.consumer)?;
-    let mut latest = reader.read_to_end()?.pop();
+    let reader = Reader::new(kafka)?;
+    let mut latest = reader.read_to_end(kafka)?.pop();
     let held = |r: &Record| LeaseError::Held {
         host: r.host.clone(),
         processes: r.processes,
@@ -326,7 +261,7 @@ pub fn acquire(
     }
     let holder = format!("{}/{}/{}", host_name(), std::process::id(), now_ms());
     let mut writer = Writer {
-        producer: clients.producer.clone(),
+        producer: producer.clone(),
         topic: topic(kafka),
         key: key(kafka),
         record: Record {
@@ -353,18 +288,29 @@ pub fn acquire(
             }
         }
     }
-    reader.fetch(false);
     let (stop, stopped) = mpsc::channel();
     let (tell, released) = mpsc::channel();
     let (group, topic) = (kafka.group.clone(), kafka.topic.clone());
+    let kafka = kafka.clone();
     std::thread::Builder::new()
         .name("maxq:lease".into())
         .spawn(move || {
+            let mut renewed = Instant::now();
             // Asleep between renewals: a lease that expires after EXPIRY does not need
             // watching more often than it is renewed.
             while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(RENEW) {
-                let taken = reader
-                    .arrived()
+                // Not renewed for EXPIRY (frozen, cut off): another instance may have taken
+                // the lease meanwhile, and what was written since may not have arrived yet.
+                // Renewing before reading it all would make that instance exit instead.
+                let records = if renewed.elapsed() < EXPIRY {
+                    reader.arrived()
+                } else {
+                    match reader.read_to_end(&kafka) {
+                        Ok(records) => records,
+                        Err(_) => continue,
+                    }
+                };
+                let taken = records
                     .into_iter()
                     .find(|r| r.holder != holder && !r.released);
                 if let Some(other) = taken {
@@ -375,8 +321,8 @@ pub fn acquire(
                     std::process::exit(i32::from(exit::ERROR));
                 }
                 // A renewal that fails is retried at the next one; the lease lasts EXPIRY.
-                if let Ok(offset) = writer.write(false) {
-                    reader.wrote(offset);
+                if writer.write(false).is_ok() {
+                    renewed = Instant::now();
                 }
             }
             let _ = writer.write(true);

@@ -68,7 +68,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<RunSummary> {
     let (partitions, clients) = connect_kafka(&config, &timely)?;
     // Process 0 stands for its cluster: one instance per group and topic.
     if process == 0 {
-        lease::acquire(&config.kafka, args.cluster.processes, &clients)?;
+        lease::acquire(&config.kafka, args.cluster.processes, &clients.producer)?;
     }
     let connected = Arc::new(AtomicBool::new(false));
     if args.cluster.processes > 1 {

@@ -26,7 +26,7 @@ fn key_prefix(kafka: &KafkaConfig) -> String {
 }
 
 /// Creates `topic`, one of maxq's own (one partition, compacted), if it does not exist.
-pub fn ensure_topic(
+fn ensure_topic(
     kafka: &KafkaConfig,
     consumer: &BaseConsumer<LogContext>,
     topic: &str,
@@ -65,7 +65,7 @@ fn own_topic(kafka: &KafkaConfig, topic: &str) -> String {
 
 /// A consumer of `topic`, one of maxq's own (created if absent), assigned from its first
 /// offset, with the topic's first and end offsets; `what` names the reader in errors.
-fn open_reader(
+pub fn open_reader(
     kafka: &KafkaConfig,
     topic: &str,
     group_id: &str,

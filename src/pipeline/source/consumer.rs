@@ -7,7 +7,6 @@
 //! fetching, so a message only ever reaches the worker that owns its partition. A worker
 //! reads its partitions' queues in batches and is woken when one of them gets a message; the
 //! consumer's own queue (errors, commit results) is served by the workers' sources too.
-//! Process 0 reads its lease through the same consumer, on a queue of its own.
 
 use rdkafka::bindings as rdsys;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -178,8 +177,8 @@ pub fn create_consumer(
 }
 
 impl ProcessInput {
-    /// Adds the partitions of the process's workers to `consumer`'s assignment, each from
-    /// its resume point, else the group's committed offset, else `--start`.
+    /// Assigns `consumer` the partitions of the process's workers, each from its resume
+    /// point, else the group's committed offset, else `--start`.
     pub fn connect(
         config: &RunConfig,
         placement: Placement,
@@ -268,9 +267,8 @@ impl ProcessInput {
             }
             parts.push(Some(part));
         }
-        // Added to what the consumer has (process 0's lease): assigning anew would drop it.
         consumer
-            .incremental_assign(&assignment)
+            .assign(&assignment)
             .map_err(client_error("assigning partitions"))?;
         Ok(ProcessInput {
             consumer,
