@@ -7,8 +7,8 @@
 //! When it found nothing it is woken by a queue (librdkafka calls back when it gets a
 //! message) or at the next epoch, not by polling: an idle worker sleeps. While messages keep
 //! coming it reads every [`READ_EVERY`] instead of at each message's call, and it reads
-//! before it ends an epoch. Each activation also serves the process consumer's own queue, whose events
-//! (errors, commit results) librdkafka hands over only when polled.
+//! before it ends an epoch. Each activation also serves the process consumer's own queue,
+//! whose events (errors, commit results) librdkafka hands over only when polled.
 //!
 //! Two outputs: the window updates of accepted readings, at every level and folded per key
 //! within an epoch, as differential updates `(key, epoch, Stats)`, and one
