@@ -1,8 +1,7 @@
 //! One set of Kafka clients per process, whatever `-w`: a run with three workers holds as
 //! many connections to the broker as a run with one (issue 16), and as few clients as
 //! librdkafka allows, with the lease, roll-ups and dead letters all in use: one consumer
-//! and one producer, and process 0's lease reader (a consumer of its own: `src/run/lease.rs`
-//! says why). Connections are counted from the kernel's view of the process: its
+//! and one producer (a librdkafka client either consumes or produces). Connections are counted from the kernel's view of the process: its
 //! sockets (`/proc/<pid>/fd`) that are established TCP connections to the broker's port
 //! (`/proc/<pid>/net/tcp`, `tcp6`). Clients are counted by librdkafka's own threads: each
 //! client has one thread it names `rdk:main` (`/proc/<pid>/task/*/comm`).
@@ -111,7 +110,7 @@ fn broker_connections_with(workers: &str, topic: &str, readings: u64) -> (usize,
 }
 
 #[test]
-fn a_process_holds_one_consumer_and_one_producer_and_its_lease_reader_whatever_its_workers() {
+fn a_process_holds_one_consumer_and_one_producer_whatever_its_workers() {
     let topic = unique("conns");
     create_topic(&topic, 6);
     create_topic(&format!("{topic}.dead"), 1);
@@ -141,8 +140,8 @@ fn a_process_holds_one_consumer_and_one_producer_and_its_lease_reader_whatever_i
     );
     for (workers, clients) in [(1, one_clients), (3, three_clients)] {
         assert_eq!(
-            clients, 3,
-            "-w {workers} with the lease, roll-ups and dead letters runs {clients} librdkafka clients: one consumer and one producer per process, and process 0's lease reader"
+            clients, 2,
+            "-w {workers} with the lease, roll-ups and dead letters runs {clients} librdkafka clients: one consumer and one producer per process"
         );
     }
 }

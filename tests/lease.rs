@@ -1,7 +1,8 @@
 //! One instance per group and topic: a second `maxq run` that is not part of the first's
 //! cluster is refused with a clear message instead of doubling the work, a clean exit
 //! frees the lease at once, a crashed instance's lease expires, and a holder that was cut
-//! off while another instance took its lease exits when it comes back.
+//! off while another instance took its lease exits when it comes back; of two started
+//! together, one runs.
 
 mod common;
 
@@ -160,5 +161,48 @@ fn a_holder_that_comes_back_after_its_lease_was_taken_exits() {
     );
     assert!(second.0.try_wait().unwrap().is_none(), "the holder goes on");
     let (status, _) = sigterm(&mut second.0);
+    assert!(status.success(), "{status}");
+}
+
+#[test]
+fn of_two_instances_started_together_exactly_one_runs() {
+    let (topic, group, db) = setup("lease-race");
+    let other_db = unique("db");
+    influx_create_db(&other_db);
+    let mut instances = [
+        Reaped(start(&streaming(&topic, &group, &db))),
+        Reaped(start(&streaming(&topic, &group, &other_db))),
+    ];
+    wait_until("one of the two to exit", 30, || {
+        instances
+            .iter_mut()
+            .any(|i| i.0.try_wait().unwrap().is_some())
+    });
+    let (out, on) = if instances[0].0.try_wait().unwrap().is_some() {
+        (0, 1)
+    } else {
+        (1, 0)
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut instances[out].0.stderr.take().unwrap(), &mut stderr)
+        .unwrap();
+    assert_eq!(instances[out].0.wait().unwrap().code(), Some(1), "{stderr}");
+    assert!(stderr.contains("another maxq instance"), "{stderr}");
+    // The winner renews past the loser's claim, several times, and goes on.
+    std::thread::sleep(Duration::from_secs(8));
+    assert!(
+        instances[on].0.try_wait().unwrap().is_none(),
+        "the instance that took the lease stopped too"
+    );
+    let (db_on, db_out) = if on == 0 {
+        (&db, &other_db)
+    } else {
+        (&other_db, &db)
+    };
+    wait_until("points from the instance that runs", 60, || {
+        !influx_points(db_on, "telemetry_1m").is_empty()
+    });
+    assert!(influx_points(db_out, "telemetry_1m").is_empty());
+    let (status, _) = sigterm(&mut instances[on].0);
     assert!(status.success(), "{status}");
 }

@@ -12,7 +12,7 @@ use rdkafka::producer::{BaseRecord, DeliveryResult, ProducerContext, ThreadedPro
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientConfig, ClientContext};
 use std::sync::atomic::{
-    AtomicU64,
+    AtomicI64, AtomicU64,
     Ordering::{Acquire, Relaxed, Release},
 };
 use std::sync::Mutex;
@@ -327,6 +327,9 @@ pub fn send_waiting<K: ToBytes + ?Sized, P: ToBytes + ?Sized>(
 pub struct DeliveryTracker {
     failed: AtomicU64,
     settled: AtomicU64,
+    /// One past the offset of the last message delivered by the process's producer
+    /// ([`producer`]); 0 before any.
+    delivered_to: AtomicI64,
     last_error: Mutex<Option<String>>,
     progress: Option<ProgressBar>,
 }
@@ -353,6 +356,19 @@ impl DeliveryTracker {
         if let Some(progress) = &self.progress {
             progress.inc(1);
         }
+    }
+
+    /// Records where a message was delivered, before it is counted as settled.
+    fn delivered_at(&self, offset: i64) {
+        self.delivered_to
+            .fetch_max(offset.saturating_add(1), Relaxed);
+    }
+
+    /// The offset of the last message delivered by the process's producer, if any.
+    pub fn last_offset(&self) -> Option<i64> {
+        // Read after the message was seen settled, which orders it after the write.
+        let to = self.delivered_to.load(Relaxed);
+        (to > 0).then(|| to - 1)
     }
 
     /// Messages failed so far.

@@ -16,7 +16,7 @@
 use rdkafka::bindings as rdsys;
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::types::{RDKafka, RDKafkaErrorCode};
-use rdkafka::ClientContext;
+use rdkafka::{ClientContext, Message};
 use std::ffi::c_void;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -60,8 +60,9 @@ impl ProducerContext for Tallied {
     type DeliveryOpaque = Arc<DeliveryTracker>;
 
     fn delivery(&self, result: &DeliveryResult<'_>, tracker: Arc<DeliveryTracker>) {
-        if let Err((e, _)) = result {
-            tracker.fail(e);
+        match result {
+            Ok(message) => tracker.delivered_at(message.offset()),
+            Err((e, _)) => tracker.fail(e),
         }
         tracker.settle();
         self.reports.fetch_add(1, Relaxed);

@@ -27,8 +27,6 @@ use crate::targets;
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the holder renews its lease.
 const RENEW: Duration = Duration::from_secs(2);
-/// Most events the holder serves between renewals.
-const ARRIVED_AT_MOST: usize = 1024;
 /// A holder that renewed nothing for this long, as the reader watched, is gone.
 pub const EXPIRY: Duration = Duration::from_secs(10);
 /// A lease last renewed this long ago by its holder's clock is gone without watching:
@@ -48,6 +46,10 @@ struct Record {
     renewed_ms: i64,
     /// Given up: the next instance need not wait.
     released: bool,
+    /// The holder whose lease this instance took after watching it expire; none when it
+    /// found the lease free.
+    #[serde(default)]
+    after: Option<String>,
 }
 
 /// Another instance holds the lease.
@@ -119,15 +121,44 @@ fn host_name() -> String {
     }
 }
 
-/// The lease records of one key, read as they arrive, by a consumer of their own.
+/// Who holds the lease, by the log. Every instance reads the same records in the same
+/// order, and so agrees: a record of the holder renews its lease (or, released, frees it);
+/// a claim takes the lease when it is free, or when it names the holder in `after` (its
+/// writer watched that holder's lease expire). Any other record changes nothing: the claim
+/// of an instance that lost the race for a free lease, or a renewal that a holder cut off
+/// wrote after its lease was taken (it exits once it reads the claim).
+#[derive(Default)]
+struct Holder(Option<Record>);
+
+impl Holder {
+    /// Applies the next record; whether it renewed or took the lease.
+    fn apply(&mut self, record: Record) -> bool {
+        let current = self.0.as_ref().map(|r| r.holder.as_str());
+        if current == Some(record.holder.as_str()) {
+            let renewed = !record.released;
+            self.0 = renewed.then_some(record);
+            renewed
+        } else if !record.released && (current.is_none() || record.after.as_deref() == current) {
+            self.0 = Some(record);
+            true
+        } else {
+            false
+        }
+    }
+
+    fn is(&self, holder: &str) -> bool {
+        self.0.as_ref().is_some_and(|r| r.holder == holder)
+    }
+}
+
+/// The lease records of one key, read in order by a consumer of their own.
 ///
 /// Not the process's consumer: while the lease's partition is at its end, a fetch of it is
 /// held by the broker for up to `fetch.wait.max.ms`, and whenever the workers' partitions
 /// have their queues full it is the only one fetched, stalling them (in-process, 1.5 M
-/// readings took 6.5 s with `-w 2` instead of 2.3). Nor can the holder leave it paused and
-/// look at its end offset instead: over tansu those look-ups, on the process consumer,
-/// timed out at every renewal, and the workers read 1.5 M readings in 159 s instead of 59,
-/// or not at all.
+/// readings took 6.5 s with `-w 2` instead of 2.3). Nor is a reader kept while the lease is
+/// held: the holder knows where its own renewals landed, and reads the records between two
+/// of them only when there are any.
 struct Reader {
     consumer: BaseConsumer<LogContext>,
     key: String,
@@ -136,23 +167,24 @@ struct Reader {
 }
 
 impl Reader {
-    fn new(kafka: &KafkaConfig) -> Result<Reader, KafkaError> {
-        let (consumer, low, _) = open_reader(kafka, &topic(kafka), "maxq-lease-reader", "lease")?;
+    /// A reader from offset `from`, or from the first there is.
+    fn new(kafka: &KafkaConfig, from: Option<i64>) -> Result<Reader, KafkaError> {
+        let (consumer, low, _) =
+            open_reader(kafka, &topic(kafka), "maxq-lease-reader", "lease", from)?;
         Ok(Reader {
             consumer,
             key: key(kafka),
-            next: std::cell::Cell::new(low),
+            next: std::cell::Cell::new(from.map_or(low, |f| f.max(low))),
         })
     }
 
-    /// The lease records that arrive within `wait`, in order.
-    fn poll(&self, wait: Duration) -> Vec<Record> {
-        let deadline = Instant::now() + wait;
+    /// The records that arrive, in order, while `more` holds, until `deadline`.
+    fn read_while(&self, more: impl Fn(i64) -> bool, deadline: Instant) -> Vec<Record> {
         let mut records = Vec::new();
-        loop {
+        while more(self.next.get()) {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return records;
+                break;
             }
             // Errors (a partition's end, a broker that comes and goes) are librdkafka's to
             // retry; the lease only needs the records.
@@ -160,32 +192,26 @@ impl Reader {
                 continue;
             };
             self.next.set(message.offset() + 1);
-            records.extend(self.record(&message));
-        }
-    }
-
-    /// `message` as a record of this lease's key.
-    fn record(&self, message: &impl Message) -> Option<Record> {
-        message
-            .payload()
-            .filter(|_| message.key() == Some(self.key.as_bytes()))
-            .and_then(|p| serde_json::from_slice(p).ok())
-    }
-
-    /// The lease records that have arrived, without waiting (at most a renewal's worth of
-    /// events, should errors keep coming).
-    fn arrived(&self) -> Vec<Record> {
-        let mut records = Vec::new();
-        for _ in 0..ARRIVED_AT_MOST {
-            let Some(result) = self.consumer.poll(Duration::ZERO) else {
-                break;
-            };
-            if let Ok(message) = result {
-                self.next.set(message.offset() + 1);
-                records.extend(self.record(&message));
-            }
+            records.extend(
+                message
+                    .payload()
+                    .filter(|_| message.key() == Some(self.key.as_bytes()))
+                    .and_then(|p| serde_json::from_slice(p).ok()),
+            );
         }
         records
+    }
+
+    /// The records that arrive within `wait`.
+    fn poll(&self, wait: Duration) -> Vec<Record> {
+        self.read_while(|_| true, Instant::now() + wait)
+    }
+
+    /// The records up to offset `last`, or as many as arrive within [`WRITE_TIMEOUT`];
+    /// whether all did.
+    fn read_through(&self, last: i64) -> (Vec<Record>, bool) {
+        let records = self.read_while(|next| next <= last, Instant::now() + WRITE_TIMEOUT);
+        (records, self.next.get() > last)
     }
 
     /// Every record up to the end offset the topic has now.
@@ -195,11 +221,7 @@ impl Reader {
             .fetch_watermarks(&topic(kafka), 0, METADATA_TIMEOUT)
             .map_err(client_error("reading the lease"))?;
         let deadline = Instant::now() + Duration::from_secs(30);
-        let mut records = Vec::new();
-        while self.next.get() < high && Instant::now() < deadline {
-            records.extend(self.poll(Duration::from_millis(100)));
-        }
-        Ok(records)
+        Ok(self.read_while(|next| next < high, deadline))
     }
 }
 
@@ -212,7 +234,8 @@ struct Writer {
 }
 
 impl Writer {
-    fn write(&mut self, released: bool) -> Result<(), String> {
+    /// Writes the record; the offset it landed at.
+    fn write(&mut self, released: bool) -> Result<i64, String> {
         self.record.renewed_ms = now_ms();
         self.record.released = released;
         let payload = serde_json::to_vec(&self.record).expect("a lease record serializes");
@@ -223,7 +246,10 @@ impl Writer {
                 .payload(&payload),
         );
         self.producer.wait(&tracker, 1, WRITE_TIMEOUT)?;
-        tracker.check()
+        tracker.check()?;
+        tracker
+            .last_offset()
+            .ok_or_else(|| "delivered without an offset".to_owned())
     }
 }
 
@@ -235,8 +261,11 @@ pub fn acquire(
     processes: usize,
     producer: &Arc<SharedProducer>,
 ) -> Result<(), LeaseError> {
-    let reader = Reader::new(kafka)?;
-    let mut latest = reader.read_to_end(kafka)?.pop();
+    let reader = Reader::new(kafka, None)?;
+    let mut lease = Holder::default();
+    for record in reader.read_to_end(kafka)? {
+        lease.apply(record);
+    }
     let held = |r: &Record| LeaseError::Held {
         host: r.host.clone(),
         processes: r.processes,
@@ -244,16 +273,15 @@ pub fn acquire(
         topic: kafka.topic.clone(),
     };
     let watching = Instant::now();
-    while let Some(current) = latest.as_ref().filter(|r| !r.released) {
+    while let Some(current) = &lease.0 {
         let stale = now_ms() - current.renewed_ms > STALE.as_millis() as i64;
         if stale || watching.elapsed() >= EXPIRY {
             break;
         }
-        if let Some(renewed) = reader.poll(Duration::from_millis(250)).pop() {
-            if !renewed.released {
-                return Err(held(&renewed));
+        for record in reader.poll(Duration::from_millis(250)) {
+            if lease.apply(record.clone()) {
+                return Err(held(&record));
             }
-            latest = Some(renewed);
         }
     }
     if watching.elapsed() >= EXPIRY {
@@ -270,24 +298,28 @@ pub fn acquire(
             processes,
             renewed_ms: 0,
             released: false,
+            after: lease.0.as_ref().map(|r| r.holder.clone()),
         },
     };
-    writer.write(false).map_err(|cause| LeaseError::Write {
+    let write_error = |cause| LeaseError::Write {
         topic: topic(kafka),
         cause,
-    })?;
-    // Two instances that started together: the first record after the free lease wins.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    'ours: while Instant::now() < deadline {
-        for record in reader.poll(Duration::from_millis(100)) {
-            if record.holder == holder {
-                break 'ours;
-            }
-            if !record.released {
-                return Err(held(&record));
-            }
-        }
+    };
+    let mut ours = writer.write(false).map_err(write_error)?;
+    // Two instances that took the lease together: the first claim wins.
+    let (records, all) = reader.read_through(ours);
+    if !all {
+        return Err(write_error(format!(
+            "it was written but not read back within {WRITE_TIMEOUT:?}"
+        )));
     }
+    for record in records {
+        lease.apply(record);
+    }
+    if let Some(other) = lease.0.as_ref().filter(|_| !lease.is(&holder)) {
+        return Err(held(other));
+    }
+    drop(reader);
     let (stop, stopped) = mpsc::channel();
     let (tell, released) = mpsc::channel();
     let (group, topic) = (kafka.group.clone(), kafka.topic.clone());
@@ -295,34 +327,38 @@ pub fn acquire(
     std::thread::Builder::new()
         .name("maxq:lease".into())
         .spawn(move || {
-            let mut renewed = Instant::now();
-            // Asleep between renewals: a lease that expires after EXPIRY does not need
-            // watching more often than it is renewed.
+            // Kept while others write: dropped at the first renewal that follows the last.
+            let mut reader = None;
             while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(RENEW) {
-                // Not renewed for EXPIRY (frozen, cut off): another instance may have taken
-                // the lease meanwhile, and what was written since may not have arrived yet.
-                // Renewing before reading it all would make that instance exit instead.
-                let records = if renewed.elapsed() < EXPIRY {
-                    reader.arrived()
-                } else {
-                    match reader.read_to_end(&kafka) {
-                        Ok(records) => records,
-                        Err(_) => continue,
-                    }
+                // A renewal that fails is retried at the next one; the lease lasts EXPIRY.
+                let Ok(renewal) = writer.write(false) else {
+                    continue;
                 };
-                let taken = records
-                    .into_iter()
-                    .find(|r| r.holder != holder && !r.released);
-                if let Some(other) = taken {
+                if renewal == ours + 1 {
+                    ours = renewal;
+                    reader = None;
+                    continue;
+                }
+                // Something was written since our last record: read it, through our own.
+                if reader.is_none() {
+                    reader = Reader::new(&kafka, Some(ours + 1)).ok();
+                }
+                let Some(between) = &reader else {
+                    continue;
+                };
+                let (records, all) = between.read_through(renewal);
+                for record in records {
+                    lease.apply(record);
+                }
+                if let Some(other) = lease.0.as_ref().filter(|_| !lease.is(&holder)) {
                     eprintln!(
                         "maxq: error: another maxq instance (process 0 on host {}, -n {}) took the lease of --group {group} and --topic {topic} while this one could not renew it; exiting with code {} so that only one instance writes",
                         other.host, other.processes, exit::ERROR
                     );
                     std::process::exit(i32::from(exit::ERROR));
                 }
-                // A renewal that fails is retried at the next one; the lease lasts EXPIRY.
-                if writer.write(false).is_ok() {
-                    renewed = Instant::now();
+                if all {
+                    ours = renewal;
                 }
             }
             let _ = writer.write(true);

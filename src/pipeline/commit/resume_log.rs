@@ -63,13 +63,15 @@ fn own_topic(kafka: &KafkaConfig, topic: &str) -> String {
     }
 }
 
-/// A consumer of `topic`, one of maxq's own (created if absent), assigned from its first
-/// offset, with the topic's first and end offsets; `what` names the reader in errors.
+/// A consumer of `topic`, one of maxq's own (created if absent), assigned from offset
+/// `from` (from its first offset if none, or if `from` is gone), with the topic's first and
+/// end offsets; `what` names the reader in errors.
 pub fn open_reader(
     kafka: &KafkaConfig,
     topic: &str,
     group_id: &str,
     what: &str,
+    from: Option<i64>,
 ) -> Result<(BaseConsumer<LogContext>, i64, i64), KafkaError> {
     let consumer: BaseConsumer<LogContext> = client_config(
         &kafka.connection,
@@ -84,7 +86,7 @@ pub fn open_reader(
         .map_err(client_error(context()))?;
     let mut assignment = TopicPartitionList::new();
     assignment
-        .add_partition_offset(topic, 0, Offset::Offset(low))
+        .add_partition_offset(topic, 0, Offset::Offset(from.map_or(low, |f| f.max(low))))
         .map_err(client_error(context()))?;
     consumer
         .assign(&assignment)
@@ -118,7 +120,7 @@ pub fn read_latest(
     group_id: &str,
     what: &str,
 ) -> Result<BTreeMap<String, Vec<u8>>, KafkaError> {
-    let (consumer, low, high) = open_reader(kafka, topic, group_id, what)?;
+    let (consumer, low, high) = open_reader(kafka, topic, group_id, what, None)?;
     let context = || format!("reading the {what} in {}", own_topic(kafka, topic));
     let mut latest = BTreeMap::new();
     let prefix = key_prefix(kafka);
