@@ -360,7 +360,12 @@ fn in_process(
     let embedded = Embedded::start()?;
     let topic = "telemetry";
     embedded.create_topic(topic, args.partitions)?;
-    let sent = preload::publish(&embedded.publish_args(topic), args.sensors, args.readings)?;
+    let sent = preload::publish(
+        &embedded.publish_args(topic),
+        args.sensors,
+        args.readings,
+        None,
+    )?;
     info!("in-process broker: {sent}");
     let held: u64 = preload::partition_offsets(&embedded.brokers, topic)?
         .unwrap_or_default()
@@ -384,7 +389,47 @@ fn in_process(
     results
         .rows
         .extend(maxq_runs(&target, Broker::InProcess, held, args)?);
+    results.rows.push(quiet_run(&embedded, dir, influx, args)?);
     Ok(())
+}
+
+/// The same readings in a topic with one partition more, left idle, read by the most
+/// `--workers`: with every busy partition's queue full, librdkafka's next fetch holds only
+/// the idle one, and the broker may hold it for `fetch.wait.max.ms` before answering.
+fn quiet_run(
+    embedded: &Embedded,
+    dir: &Path,
+    influx: &Influx,
+    args: &BenchArgs,
+) -> anyhow::Result<Row> {
+    let topic = "telemetry-quiet";
+    embedded.create_topic(topic, args.partitions + 1)?;
+    preload::publish(
+        &embedded.publish_args(topic),
+        args.sensors,
+        args.readings,
+        Some(args.partitions),
+    )?;
+    let held: u64 = preload::partition_offsets(&embedded.brokers, topic)?
+        .unwrap_or_default()
+        .iter()
+        .map(|(_, low, high)| (high - low) as u64)
+        .sum();
+    let target = pipeline::Target {
+        dir,
+        brokers: &embedded.brokers,
+        topic,
+        influx,
+        embedded: Some(embedded),
+    };
+    let workers = args.workers.iter().copied().max().unwrap_or(1);
+    maxq(
+        &target,
+        Broker::InProcess,
+        held,
+        RunKind::MaxqQuiet(workers),
+        &[],
+    )
 }
 
 fn ceilings(
@@ -445,24 +490,31 @@ fn maxq_runs(
 ) -> anyhow::Result<Vec<Row>> {
     let mut rows = Vec::new();
     for &w in &args.workers {
-        rows.push(maxq(target, broker, readings, w, &[])?);
-        rows.push(maxq(target, broker, readings, w, &args.rollups)?);
+        rows.push(maxq(target, broker, readings, RunKind::Maxq(w), &[])?);
+        rows.push(maxq(
+            target,
+            broker,
+            readings,
+            RunKind::MaxqRollups(w),
+            &args.rollups,
+        )?);
     }
     Ok(rows)
 }
 
-/// One pipeline run of `workers` workers, with roll-ups of `rollups` if any.
+/// One pipeline run of `kind`, with roll-ups of `rollups` when it is `MaxqRollups`.
 fn maxq(
     target: &pipeline::Target<'_>,
     broker: Broker,
     readings: u64,
-    workers: usize,
+    kind: RunKind,
     rollups: &[Duration],
 ) -> anyhow::Result<Row> {
-    let (kind, suffix) = if rollups.is_empty() {
-        (RunKind::Maxq(workers), "")
-    } else {
-        (RunKind::MaxqRollups(workers), "-rollups")
+    let (workers, suffix, rollups) = match kind {
+        RunKind::MaxqRollups(w) => (w, "-rollups", rollups),
+        RunKind::MaxqQuiet(w) => (w, "-quiet", &[][..]),
+        RunKind::Maxq(w) => (w, "", &[][..]),
+        _ => anyhow::bail!("{kind:?} is not a pipeline run"),
     };
     let name = format!("{}-maxq-w{workers}{suffix}", broker.label());
     info!(run = name, "pipeline");

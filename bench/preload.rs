@@ -87,18 +87,26 @@ pub fn generate(
     }
 }
 
-/// Publishes generated readings to an existing topic.
+/// Publishes generated readings to an existing topic: each to its sensor's partition, or
+/// with `only` to one of the first `only` partitions by the sensor's hash, the others left
+/// idle.
 pub fn publish(
     target: &PublishArgs,
     sensors: usize,
     readings: u64,
+    only: Option<usize>,
 ) -> anyhow::Result<PublishReport> {
     let publisher = Publisher::open(target)?;
     let mut line = Vec::with_capacity(128);
     generate(sensors, readings, |reading| {
         line.clear();
         write_json_line(&mut line, reading);
-        publisher.send(reading.sensor, &line)
+        let partition = only.map(|n| {
+            let mut hasher = std::hash::DefaultHasher::new();
+            std::hash::Hash::hash(reading.sensor, &mut hasher);
+            (std::hash::Hasher::finish(&hasher) % n as u64) as i32
+        });
+        publisher.send_to(partition, reading.sensor, &line)
     })?;
     publisher.finish()
 }
@@ -141,7 +149,12 @@ pub fn ensure(
         readings, partitions, sensors, "loading the topic (once)"
     );
     ensure_topic(&publish_args(brokers, topic, partitions))?;
-    let report = publish(&publish_args(brokers, topic, partitions), sensors, readings)?;
+    let report = publish(
+        &publish_args(brokers, topic, partitions),
+        sensors,
+        readings,
+        None,
+    )?;
     info!(topic, "loaded: {report}");
     Ok(Loaded {
         readings: report.sent,

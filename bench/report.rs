@@ -24,6 +24,9 @@ pub enum RunKind {
     Maxq(usize),
     /// `maxq run --until-end -w N --rollups …`.
     MaxqRollups(usize),
+    /// `maxq run --until-end -w N` over the same readings in a topic with one more
+    /// partition, which stays idle.
+    MaxqQuiet(usize),
 }
 
 /// One throughput measurement.
@@ -83,6 +86,10 @@ pub const MAX_CPU_RATIO: f64 = 1.3;
 pub const MAX_RSS_RATIO: f64 = 1.25;
 /// Embedded throughput target with the most workers, readings/s.
 pub const MIN_EMBEDDED_RATE: f64 = 1_000_000.0;
+/// Throughput beside an idle partition, over throughput without one: a fetch of only
+/// partitions at their end, held by the broker, must not hold up the backlog (0.53-0.60×
+/// when it did; the runs vary by about 0.1).
+pub const MIN_QUIET_RATIO: f64 = 0.8;
 /// p99 update latency target.
 pub const MAX_P99: Duration = Duration::from_millis(250);
 /// Bytes per live key target.
@@ -158,6 +165,9 @@ impl Results {
                 "`maxq run --until-end -w {w} --rollups {}`",
                 self.rollups_flag()
             ),
+            RunKind::MaxqQuiet(w) => {
+                format!("`maxq run --until-end -w {w}`, one more partition, idle")
+            }
         }
     }
 
@@ -411,6 +421,19 @@ impl Results {
                 thousands(rate as u64),
                 mark(rate >= MIN_EMBEDDED_RATE)
             ));
+        }
+        for quiet in &self.rows {
+            let RunKind::MaxqQuiet(w) = quiet.kind else {
+                continue;
+            };
+            if let Some(busy) = self.ceiling(quiet.broker, RunKind::Maxq(w)) {
+                let ratio = quiet.rate() / busy.rate();
+                lines.push(format!(
+                    "| readings/s beside an idle partition ≥ {MIN_QUIET_RATIO}× without one ({} broker, `-w {w}`) | {ratio:.2}× | {} |",
+                    quiet.broker.label(),
+                    mark(ratio >= MIN_QUIET_RATIO)
+                ));
+            }
         }
         for l in &self.latency {
             let p99 = quantile(&l.latencies, 0.99);

@@ -81,6 +81,10 @@ fn bench_produces_every_figure_with_correct_results() {
             ("in-process", "plain consumer: read in batches + parse"),
             ("in-process", "`maxq run --until-end -w 1`"),
             ("in-process", "`maxq run --until-end -w 2`"),
+            (
+                "in-process",
+                "`maxq run --until-end -w 2`, one more partition, idle"
+            ),
         ]
     );
     for row in &throughput {
@@ -93,8 +97,11 @@ fn bench_produces_every_figure_with_correct_results() {
                 row[12].ends_with("sum of count in InfluxDB 20000"),
                 "{row:?}"
             );
-            for ratio in &row[8..=10] {
-                assert!(ratio.parse::<f64>().unwrap() > 0.0, "ratios: {row:?}");
+            // The idle-partition run is compared with the run without, in the targets.
+            if !row[1].ends_with("idle") {
+                for ratio in &row[8..=10] {
+                    assert!(ratio.parse::<f64>().unwrap() > 0.0, "ratios: {row:?}");
+                }
             }
         }
     }
@@ -122,6 +129,10 @@ fn bench_produces_every_figure_with_correct_results() {
     let endless = rows(&markdown, "### RSS on an endless stream");
     assert_eq!(endless.len(), 4);
     assert!(markdown.contains("### Targets"));
+    assert!(
+        markdown.contains("| readings/s beside an idle partition ≥ 0.8× without one (in-process broker, `-w 2`) | "),
+        "{markdown}"
+    );
 
     let written = std::fs::read_to_string(&report).unwrap();
     assert!(written.starts_with("# maxq benchmarks"));

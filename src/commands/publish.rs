@@ -123,9 +123,17 @@ impl Publisher {
 
     /// Queues one message, keyed by sensor; waits for queue space rather than drop it.
     pub fn send(&self, key: &str, payload: &[u8]) -> anyhow::Result<()> {
-        let record = BaseRecord::<str, [u8]>::to(&self.topic)
+        self.send_to(None, key, payload)
+    }
+
+    /// The same, to `partition` if given rather than to the key's.
+    pub fn send_to(&self, partition: Option<i32>, key: &str, payload: &[u8]) -> anyhow::Result<()> {
+        let mut record = BaseRecord::<str, [u8]>::to(&self.topic)
             .key(key)
             .payload(payload);
+        if let Some(partition) = partition {
+            record = record.partition(partition);
+        }
         send_waiting(&self.producer, record)
             .map_err(|e| anyhow::anyhow!("producing to {}: {e}", self.topic))?;
         self.report_progress();
