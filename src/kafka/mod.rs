@@ -201,7 +201,7 @@ pub fn consumer_config(connection: &Connection, group: &str) -> ClientConfig {
             // backlog has its queue full, the next fetch holds only partitions at their
             // end, and the broker holds it for this long before the backlog can be fetched
             // again: with the default (500 ms) one idle partition of nine cut the
-            // in-process throughput by 40 % (maxq-bench's quiet-partition run). An idle
+            // in-process throughput by 40-47 % (maxq-bench's idle-partition run). An idle
             // run costs 0.4 % of a core at 50 ms against 0.2 % at 500.
             ("fetch.wait.max.ms", "50"),
         ],
