@@ -190,6 +190,11 @@ impl Reader {
             let Some(Ok(message)) = self.consumer.poll(left.min(Duration::from_millis(100))) else {
                 continue;
             };
+            // Over tansu, the last record read can come again right after the end offset is
+            // reached: a second reading of a record is not a renewal.
+            if message.offset() < self.next.get() {
+                continue;
+            }
             self.next.set(message.offset() + 1);
             records.extend(
                 message
