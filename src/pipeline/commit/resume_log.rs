@@ -138,6 +138,9 @@ pub fn read_latest(
             });
         }
         match consumer.poll(Duration::from_millis(100)) {
+            // A record handed over again (seen over tansu) must not bring back an older
+            // value of its key.
+            Some(Ok(message)) if message.offset() < next => {}
             Some(Ok(message)) => {
                 next = message.offset() + 1;
                 deadline = Instant::now() + patience;
