@@ -27,7 +27,11 @@ use super::{client_config, client_error, DeliveryTracker, KafkaError};
 use crate::config::Connection;
 
 /// How long librdkafka tries to deliver a record before it counts as failed.
-pub const MESSAGE_TIMEOUT: Duration = Duration::from_secs(30);
+const MESSAGE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long a sender waits for all its records to settle: as long as librdkafka tries
+/// them, and a little more for the reports to be served.
+pub const SETTLE_TIMEOUT: Duration = Duration::from_secs(MESSAGE_TIMEOUT.as_secs() + 5);
 
 /// The longest a wait for deliveries sleeps between looks (it sleeps 1 ms, then twice as
 /// long each time): a broker under load can take a second to answer.

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use timely::scheduling::SyncActivator;
 
 use crate::config::KafkaConfig;
-use crate::kafka::producer::{Record, SharedProducer, MESSAGE_TIMEOUT};
+use crate::kafka::producer::{Record, SharedProducer, SETTLE_TIMEOUT};
 use crate::kafka::{
     client_config, client_error, create_topic, DeliveryTracker, KafkaError, LogContext,
     METADATA_TIMEOUT,
@@ -182,10 +182,6 @@ pub struct ResumeLog {
 /// to a slow broker were under way.
 pub const CHECK_AT_LEAST_EVERY: Duration = Duration::from_millis(100);
 
-/// How long [`ResumeLog::save`] waits for its records: as long as librdkafka tries them,
-/// and a little more for the report to be served.
-const SAVE_TIMEOUT: Duration = Duration::from_secs(MESSAGE_TIMEOUT.as_secs() + 5);
-
 /// A save sent and not yet known to be durable.
 pub struct Saving {
     tracker: Arc<DeliveryTracker>,
@@ -272,7 +268,7 @@ impl ResumeLog {
 
     fn wait(&self, saving: Saving) -> Result<(), String> {
         self.producer
-            .wait(&saving.tracker, saving.records, SAVE_TIMEOUT)
+            .wait(&saving.tracker, saving.records, SETTLE_TIMEOUT)
             .and_then(|()| saving.tracker.check())
             .map_err(|e| self.failed(e))
     }

@@ -4,11 +4,10 @@
 use rdkafka::message::{Header, OwnedHeaders};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
-use std::time::Duration;
 
 use crate::config::KafkaConfig;
 use crate::kafka::fetched::Fetched;
-use crate::kafka::producer::{Record, SharedProducer, MESSAGE_TIMEOUT};
+use crate::kafka::producer::{Record, SharedProducer, SETTLE_TIMEOUT};
 use crate::kafka::DeliveryTracker;
 use crate::pipeline::parse::Malformed;
 use crate::pipeline::sink::Refusal;
@@ -23,10 +22,6 @@ pub struct DeadLetters {
     tracker: Arc<DeliveryTracker>,
     sent: AtomicU64,
 }
-
-/// How long [`DeadLetters::flush`] waits: as long as librdkafka tries a record, and a little
-/// more for the report to be served.
-const FLUSH_TIMEOUT: Duration = Duration::from_secs(MESSAGE_TIMEOUT.as_secs() + 5);
 
 impl DeadLetters {
     /// Dead letters for `--dead-letter-topic`, if set, written by `producer`.
@@ -100,7 +95,7 @@ impl DeadLetters {
     /// offsets of undelivered messages must not be committed.
     pub fn flush(&self) -> Result<(), String> {
         self.producer
-            .wait(&self.tracker, self.sent.load(Relaxed), FLUSH_TIMEOUT)
+            .wait(&self.tracker, self.sent.load(Relaxed), SETTLE_TIMEOUT)
             .map_err(|e| format!("dead-letter topic {}: flush failed: {e}", self.topic))?;
         self.tracker.check().map_err(|e| {
             format!(
