@@ -168,12 +168,12 @@ struct Reader {
 impl Reader {
     /// A reader from offset `from`, or from the first there is.
     fn new(kafka: &KafkaConfig, from: Option<i64>) -> Result<Reader, KafkaError> {
-        let (consumer, low, _) =
+        let (consumer, start, _) =
             open_reader(kafka, &topic(kafka), "maxq-lease-reader", "lease", from)?;
         Ok(Reader {
             consumer,
             key: key(kafka),
-            next: std::cell::Cell::new(from.map_or(low, |f| f.max(low))),
+            next: std::cell::Cell::new(start),
         })
     }
 

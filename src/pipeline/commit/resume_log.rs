@@ -64,8 +64,8 @@ fn own_topic(kafka: &KafkaConfig, topic: &str) -> String {
 }
 
 /// A consumer of `topic`, one of maxq's own (created if absent), assigned from offset
-/// `from` (from its first offset if none, or if `from` is gone), with the topic's first and
-/// end offsets; `what` names the reader in errors.
+/// `from` (from its first offset if none, or if `from` is gone), with the offset it starts
+/// from and the topic's end offset; `what` names the reader in errors.
 pub fn open_reader(
     kafka: &KafkaConfig,
     topic: &str,
@@ -84,14 +84,15 @@ pub fn open_reader(
     let (low, high) = consumer
         .fetch_watermarks(topic, 0, METADATA_TIMEOUT)
         .map_err(client_error(context()))?;
+    let start = from.map_or(low, |f| f.max(low));
     let mut assignment = TopicPartitionList::new();
     assignment
-        .add_partition_offset(topic, 0, Offset::Offset(from.map_or(low, |f| f.max(low))))
+        .add_partition_offset(topic, 0, Offset::Offset(start))
         .map_err(client_error(context()))?;
     consumer
         .assign(&assignment)
         .map_err(client_error(context()))?;
-    Ok((consumer, low, high))
+    Ok((consumer, start, high))
 }
 
 /// Reads the resume points of `--group` for `--topic`, by partition.
@@ -120,14 +121,14 @@ pub fn read_latest(
     group_id: &str,
     what: &str,
 ) -> Result<BTreeMap<String, Vec<u8>>, KafkaError> {
-    let (consumer, low, high) = open_reader(kafka, topic, group_id, what, None)?;
+    let (consumer, start, high) = open_reader(kafka, topic, group_id, what, None)?;
     let context = || format!("reading the {what} in {}", own_topic(kafka, topic));
     let mut latest = BTreeMap::new();
     let prefix = key_prefix(kafka);
     // Given up on when the broker sends nothing for this long, however long the log.
     let patience = Duration::from_secs(30);
     let mut deadline = Instant::now() + patience;
-    let mut next = low;
+    let mut next = start;
     while next < high {
         if Instant::now() > deadline {
             return Err(KafkaError::Client {
