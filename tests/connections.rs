@@ -3,9 +3,9 @@
 //! librdkafka allows, with the lease, roll-ups and dead letters all in use: one consumer
 //! and one producer (a librdkafka client either consumes or produces). Connections are
 //! counted from the kernel's view of the process: its sockets (`/proc/<pid>/fd`) that are
-//! established TCP connections to the broker's port
-//! (`/proc/<pid>/net/tcp`, `tcp6`). Clients are counted by librdkafka's own threads: each
-//! client has one thread it names `rdk:main` (`/proc/<pid>/task/*/comm`).
+//! established TCP connections to the broker's port (`/proc/<pid>/net/tcp`, `tcp6`).
+//! Clients are counted by librdkafka's own threads: each client has one thread it names
+//! `rdk:main` (`/proc/<pid>/task/*/comm`).
 
 mod common;
 

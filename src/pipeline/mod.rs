@@ -39,7 +39,7 @@ use timely::worker::Worker;
 
 use crate::config::RunConfig;
 use crate::kafka::producer::SharedProducer;
-use crate::kafka::{KafkaError, LogContext};
+use crate::kafka::{partition_count, KafkaError, LogContext};
 use aggregate::aggregate;
 use commit::resume_log::ResumeLog;
 use commit::{commit, intents, CommitConfig};
@@ -56,9 +56,12 @@ pub use source::Placement;
 /// The process's two Kafka clients, created before anything reads or writes: the consumer
 /// of the partitions its workers own and the producer of everything maxq writes to Kafka
 /// (resume points, the roll-ups' changelog, the lease and dead letters). A librdkafka
-/// client either consumes or produces, so this is the fewest; process 0 also reads its
-/// lease with a consumer of its own (see `run::lease`).
+/// client either consumes or produces, so this is the fewest.
 pub struct KafkaClients {
+    /// Where the process is in the cluster.
+    pub placement: Placement,
+    /// The partitions of `--topic`.
+    pub partitions: usize,
     /// The process's consumer, nothing assigned yet.
     pub consumer: Arc<BaseConsumer<LogContext>>,
     /// The process's producer.
@@ -66,13 +69,12 @@ pub struct KafkaClients {
 }
 
 impl KafkaClients {
-    /// Creates the clients of the process placed at `placement`.
-    pub fn connect(
-        config: &RunConfig,
-        placement: Placement,
-        partitions: usize,
-    ) -> Result<KafkaClients, KafkaError> {
+    /// Creates the clients of the process placed at `placement`, for `--topic` as it is now.
+    pub fn connect(config: &RunConfig, placement: Placement) -> Result<KafkaClients, KafkaError> {
+        let partitions = partition_count(&config.kafka)?;
         Ok(KafkaClients {
+            placement,
+            partitions,
             consumer: create_consumer(config, placement, partitions)?,
             producer: Arc::new(SharedProducer::connect(&config.kafka.connection)?),
         })
@@ -88,12 +90,10 @@ pub struct ProcessClients {
 }
 
 impl ProcessClients {
-    /// Assigns `clients`' consumer the partitions of the process placed at `placement` (see
+    /// Assigns `clients`' consumer the partitions of its process (see
     /// [`ProcessInput::connect`]).
     pub fn connect(
         config: &RunConfig,
-        placement: Placement,
-        partitions: usize,
         resume: &BTreeMap<i32, ResumePoint>,
         clients: &KafkaClients,
     ) -> Result<ProcessClients, KafkaError> {
@@ -107,8 +107,8 @@ impl ProcessClients {
         Ok(ProcessClients {
             input: ProcessInput::connect(
                 config,
-                placement,
-                partitions,
+                clients.placement,
+                clients.partitions,
                 resume,
                 clients.consumer.clone(),
                 dead_letters,

@@ -14,7 +14,6 @@ use tracing::info;
 
 use crate::cli::RunArgs;
 use crate::config::{timely_config, RunConfig};
-use crate::kafka::partition_count;
 use crate::pipeline::metrics::Metrics;
 use crate::pipeline::parse::Malformed;
 use crate::pipeline::sink::{Backlog, Refusal};
@@ -65,7 +64,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<RunSummary> {
     };
     // A wrong --brokers fails now, in a second or so, not after every retry of the lease.
     crate::kafka::check_reachable(&config.kafka.connection)?;
-    let (partitions, clients) = connect_kafka(&config, &timely)?;
+    let clients = KafkaClients::connect(&config, placement(&timely.communication))?;
     // Process 0 stands for its cluster: one instance per group and topic.
     if process == 0 {
         lease::acquire(&config.kafka, args.cluster.processes, &clients.producer)?;
@@ -76,22 +75,9 @@ pub fn run(args: &RunArgs) -> anyhow::Result<RunSummary> {
         cluster::exit_when_a_peer_is_lost();
     }
     let metrics = Arc::new(Metrics::new(process));
-    let summary = execute_connected(
-        config, timely, metrics, None, connected, partitions, clients,
-    );
+    let summary = execute_connected(config, timely, metrics, None, connected, clients);
     lease::release(Duration::from_secs(10));
     summary
-}
-
-/// The partition count of `--topic`, and the process's Kafka clients.
-fn connect_kafka(
-    config: &RunConfig,
-    timely: &timely::Config,
-) -> anyhow::Result<(usize, KafkaClients)> {
-    let partitions = partition_count(&config.kafka)?;
-    let placement = placement(&timely.communication);
-    let clients = KafkaClients::connect(config, placement, partitions)?;
-    Ok((partitions, clients))
 }
 
 /// Runs the pipeline with a checked configuration on the given timely cluster.
@@ -101,16 +87,8 @@ pub fn execute(
     metrics: Arc<Metrics>,
     tap: Option<Tap>,
 ) -> anyhow::Result<RunSummary> {
-    let (partitions, clients) = connect_kafka(&config, &timely)?;
-    execute_connected(
-        config,
-        timely,
-        metrics,
-        tap,
-        Arc::default(),
-        partitions,
-        clients,
-    )
+    let clients = KafkaClients::connect(&config, placement(&timely.communication))?;
+    execute_connected(config, timely, metrics, tap, Arc::default(), clients)
 }
 
 /// Where this process's workers are in the timely cluster.
@@ -139,17 +117,21 @@ fn placement(communication: &timely::CommunicationConfig) -> Placement {
     }
 }
 
-/// [`execute`] with `clients` for `--topic`'s `partitions`, setting `connected` once timely
-/// has connected the cluster.
+/// [`execute`] with the process's `clients`, setting `connected` once timely has connected
+/// the cluster.
 fn execute_connected(
     config: RunConfig,
     timely: timely::Config,
     metrics: Arc<Metrics>,
     tap: Option<Tap>,
     connected: Arc<AtomicBool>,
-    partitions: usize,
     clients: KafkaClients,
 ) -> anyhow::Result<RunSummary> {
+    let KafkaClients {
+        placement,
+        partitions,
+        ..
+    } = clients;
     let context = Context {
         metrics,
         control: Arc::default(),
@@ -187,10 +169,7 @@ fn execute_connected(
     };
     // Registered before connecting, which can take a while with many partitions.
     let _signals = background::handle_stop_signals(context.control.clone())?;
-    let placement = placement(&timely.communication);
-    let process = Arc::new(ProcessClients::connect(
-        &config, placement, partitions, &resume, &clients,
-    )?);
+    let process = Arc::new(ProcessClients::connect(&config, &resume, &clients)?);
     info!(target: targets::RUN, topic = %config.kafka.topic, partitions, "starting");
     let started = Instant::now();
     // `--until-end` on a terminal shows a bar to the end offsets; the demo draws its own view.
